@@ -1,0 +1,81 @@
+/* core/util/util.h — small helpers shared by every part of libdk.
+ *
+ * Growable string buffers (messages, YAML and JSON output), "did you mean"
+ * suggestions, and the allocator's counters. Internal to libdk: names are
+ * dkh_, nothing here is part of the plugin ABI.
+ */
+#ifndef DKH_UTIL_H
+#define DKH_UTIL_H
+
+#include <dk/types.h>
+#include <dk/api.h>
+#include <stdio.h>
+
+/* Always-on invariant check for our own bugs (never for user input). */
+#define DKH_ASSERT(cond)                                                        \
+    do {                                                                        \
+        if (!(cond))                                                            \
+            dkh_assert_fail(#cond, __FILE__, __LINE__);                         \
+    } while (0)
+_Noreturn void dkh_assert_fail(const char *expr, const char *file, int line);
+
+/* ---- string buffer ---------------------------------------------------- */
+
+/* A growable NUL-terminated string. Zero-initialise (DKH_BUF_INIT) to start;
+ * dkh_buf_fini frees. Allocation failure aborts: buffers hold messages and
+ * small documents, and an out-of-memory there leaves nothing to report. */
+typedef struct dkh_buf {
+    char *data; /* NUL-terminated once anything was written; may be NULL before */
+    size_t len;
+    size_t cap;
+} dkh_buf;
+
+#define DKH_BUF_INIT {NULL, 0, 0}
+
+void dkh_buf_fini(dkh_buf *b);
+void dkh_buf_clear(dkh_buf *b);
+void dkh_buf_putc(dkh_buf *b, char c);
+void dkh_buf_puts(dkh_buf *b, const char *s);
+void dkh_buf_putn(dkh_buf *b, const char *s, size_t n);
+void dkh_buf_printf(dkh_buf *b, const char *fmt, ...) DK_PRINTF(2, 3);
+void dkh_buf_vprintf(dkh_buf *b, const char *fmt, va_list ap);
+/* Appends s as a JSON string literal, quotes included. */
+void dkh_buf_json_str(dkh_buf *b, const char *s);
+/* The text so far; "" when empty. Borrowed until the next write. */
+const char *dkh_buf_str(const dkh_buf *b);
+/* Hands the text over to the caller (free with free()); the buffer is reset. */
+char *dkh_buf_take(dkh_buf *b);
+
+/* ---- suggestions -------------------------------------------------------- */
+
+/* Levenshtein distance, case-insensitive. */
+size_t dkh_edit_distance(const char *a, const char *b);
+/* The candidate closest to word if it is close enough to be a plausible typo
+ * (distance <= max(2, len/3)), else NULL. Borrowed from cands. */
+const char *dkh_closest(const char *word, const char *const *cands, size_t n);
+
+/* ---- memory ------------------------------------------------------------- */
+
+/* Bytes currently held through dk_malloc & co., and the high-water mark. */
+size_t dkh_mem_current(void);
+size_t dkh_mem_peak(void);
+
+/* ---- strings --------------------------------------------------------------- */
+
+/* strdup through plain malloc, aborting on failure (for host-internal copies). */
+char *dkh_strdup(const char *s);
+/* Formats into a new malloc'ed string; aborts on allocation failure. */
+char *dkh_asprintf(const char *fmt, ...) DK_PRINTF(1, 2);
+
+/* ---- logging ----------------------------------------------------------- */
+
+/* Lines below `level` are dropped. Default DK_LOG_INFO. */
+void dkh_log_set_level(dk_log_level level);
+dk_log_level dkh_log_get_level(void);
+/* Where log lines go: the terminal stream (default stderr) and optionally a
+ * file (e.g. the run's log). Either may be NULL. Borrowed. */
+void dkh_log_set_streams(FILE *terminal, FILE *file);
+/* Parses "debug|info|warn|error". */
+dk_status dkh_log_level_parse(const char *s, dk_log_level *out) DK_CHECK;
+
+#endif /* DKH_UTIL_H */

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what building and testing dkhost needs on Debian 12, then
+# configures the build. Idempotent: packages already present are not touched,
+# and a configured build directory is reused.
+#
+#   scripts/setup.sh [BUILD_DIR] [extra cmake args...]
+set -euo pipefail
+
+build_dir=${1:-build}
+shift || true
+
+packages=(build-essential cmake pkg-config libyaml-dev libcmocka-dev libzstd-dev
+          libdnnl-dev python3 binutils)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  if [ "$(id -u)" -ne 0 ]; then
+    sudo=sudo
+  else
+    sudo=
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if [ ! -f "$build_dir/CMakeCache.txt" ]; then
+  cmake -S . -B "$build_dir" "$@"
+fi

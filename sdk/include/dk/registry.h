@@ -1,0 +1,222 @@
+/* dk/registry.h — how a plugin describes the types it registers.
+ *
+ * A type is (kind, name): kind is a namespace such as "backbone" or
+ * "dataset" (plugins may introduce new kinds, e.g. "fuser"), name is what a
+ * config's `type:` key says. Each type brings a one-line summary, a parameter
+ * schema that the host uses to validate configs and fill defaults before
+ * anything is created, and a vtable of its interface.
+ *
+ * Every structure here that crosses the ABI starts with (or is stepped by) its
+ * own size, so later SDK minors append fields without breaking old plugins.
+ */
+#ifndef DK_REGISTRY_H
+#define DK_REGISTRY_H
+
+#include <dk/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------ */
+/* Parameter schemas                                                   */
+/* ------------------------------------------------------------------ */
+
+typedef enum dk_param_type {
+    DK_PARAM_ANY = 1,     /* anything; not checked */
+    DK_PARAM_INT,         /* integer; min/max apply */
+    DK_PARAM_FLOAT,       /* number (an int is accepted); min/max apply */
+    DK_PARAM_BOOL,        /* true/false */
+    DK_PARAM_STRING,      /* string; choices apply */
+    DK_PARAM_LIST,        /* list; elements checked against `elem` when set */
+    DK_PARAM_MAP,         /* free-form map, not checked further */
+    DK_PARAM_OBJECT,      /* a map with `type:` naming a type of `kind` */
+    DK_PARAM_OBJECT_LIST, /* a list of such maps (e.g. a transform pipeline) */
+    DK_PARAM_OBJECT_MAP,  /* a map of name -> such maps (e.g. default_hooks) */
+    DK_PARAM_STRUCT,      /* a map with a fixed set of keys, described by `fields` */
+    DK_PARAM_TYPE_COUNT
+} dk_param_type;
+
+/* Flags of a parameter. */
+enum {
+    DK_PARAM_REQUIRED = 1u << 0, /* must be given; no default */
+    DK_PARAM_NULLABLE = 1u << 1, /* `null` is accepted (and is the default if none given) */
+};
+
+/* One parameter of a type. Plugins declare a static array of these; the host
+ * steps through it by dk_type_info.param_size, so fields may be appended.
+ * Values are written as YAML text so they read (and print) as a user writes
+ * them: .def = "0.01", .def = "[3, 3]", .min = "1", .choices = "sum|mean". */
+typedef struct dk_param {
+    const char *name;    /* key in the config map */
+    dk_param_type type;  /* what the value must be */
+    const char *def;     /* default as YAML text; NULL = none */
+    uint32_t flags;      /* DK_PARAM_REQUIRED, DK_PARAM_NULLABLE */
+    const char *min;     /* inclusive lower bound (INT, FLOAT, and LIST elements); NULL = none */
+    const char *max;     /* inclusive upper bound; NULL = none */
+    const char *choices; /* allowed values separated by '|'; NULL = any */
+    dk_param_type elem;  /* LIST: element type; 0 = any */
+    const char *kind;    /* OBJECT*: the kind the nested `type:` must name */
+    const char *doc;     /* one line for list-registry and the docs */
+    const struct dk_param *fields; /* STRUCT: its keys, same layout as this array */
+    uint32_t n_fields;
+} dk_param;
+
+/* Fills .fields and .n_fields of a STRUCT parameter from a static array. */
+#define DK_FIELDS(array) \
+    .fields = (array), .n_fields = (uint32_t)(sizeof(array) / sizeof((array)[0]))
+
+/* ------------------------------------------------------------------ */
+/* Interfaces and their vtables                                        */
+/* ------------------------------------------------------------------ */
+
+/* The few interfaces every kind maps onto. Backbones, necks, heads, models
+ * and losses are all modules. */
+typedef enum dk_iface {
+    DK_IFACE_MODULE = 1,
+    DK_IFACE_DATASET,
+    DK_IFACE_TRANSFORM,
+    DK_IFACE_HOOK,
+    DK_IFACE_METRIC,
+    DK_IFACE_OPTIMIZER,
+    DK_IFACE_LR_SCHEDULER,
+    DK_IFACE_COUNT
+} dk_iface;
+
+/* The head shared by every interface vtable. `create` receives the type's
+ * config node, already validated with defaults filled in, and returns the
+ * instance state in *self (allocated with dk_malloc). `destroy` frees it;
+ * it is never called with NULL. */
+#define DK_VTABLE_HEAD                                              \
+    uint32_t struct_size; /* sizeof the vtable as the plugin built it */ \
+    dk_status (*create)(const dk_cfg *cfg, void **self);           \
+    void (*destroy)(void *self)
+
+typedef struct dk_vtable {
+    DK_VTABLE_HEAD;
+} dk_vtable;
+
+/* Slots after the head are optional: NULL (or beyond struct_size) means the
+ * type does not implement it. The tensor runtime and the runner append the
+ * compute slots of each interface (forward, get, apply, ...) as they land. */
+typedef struct dk_module_vtable {
+    DK_VTABLE_HEAD;
+} dk_module_vtable;
+
+typedef struct dk_dataset_vtable {
+    DK_VTABLE_HEAD;
+} dk_dataset_vtable;
+
+typedef struct dk_transform_vtable {
+    DK_VTABLE_HEAD;
+} dk_transform_vtable;
+
+typedef struct dk_metric_vtable {
+    DK_VTABLE_HEAD;
+} dk_metric_vtable;
+
+typedef struct dk_optimizer_vtable {
+    DK_VTABLE_HEAD;
+} dk_optimizer_vtable;
+
+typedef struct dk_lr_scheduler_vtable {
+    DK_VTABLE_HEAD;
+} dk_lr_scheduler_vtable;
+
+/* Hook points, in the order a run reaches them (mmengine's set). One list
+ * makes the slots below and the names the runner logs. */
+#define DK_HOOK_POINT_LIST(X) \
+    X(before_run)             \
+    X(after_run)              \
+    X(before_train_epoch)     \
+    X(after_train_epoch)      \
+    X(before_train_iter)      \
+    X(after_train_iter)       \
+    X(before_val_epoch)       \
+    X(after_val_epoch)        \
+    X(before_val_iter)        \
+    X(after_val_iter)         \
+    X(before_test_epoch)      \
+    X(after_test_epoch)       \
+    X(before_test_iter)       \
+    X(after_test_iter)        \
+    X(before_save_checkpoint) \
+    X(after_save_checkpoint)  \
+    X(after_load_checkpoint)
+
+typedef struct dk_hook_vtable {
+    DK_VTABLE_HEAD;
+    /* Default priority when the config gives none (lower runs first). */
+    int32_t priority;
+#define DK_HOOK_SLOT_(point) dk_status (*point)(void *self, dk_runner *runner);
+    DK_HOOK_POINT_LIST(DK_HOOK_SLOT_)
+#undef DK_HOOK_SLOT_
+} dk_hook_vtable;
+
+/* ------------------------------------------------------------------ */
+/* Type registration                                                   */
+/* ------------------------------------------------------------------ */
+
+struct dk_type_info {
+    uint32_t struct_size;      /* sizeof(dk_type_info) as built */
+    const char *kind;          /* e.g. "backbone"; [a-z][a-z0-9_]* */
+    const char *name;          /* e.g. "ResNet"; what `type:` says */
+    const char *summary;       /* one line */
+    dk_iface iface;            /* which vtable `vtable` points to */
+    const void *vtable;        /* starts with DK_VTABLE_HEAD */
+    const dk_param *params;    /* schema; may be NULL when n_params is 0 */
+    uint32_t n_params;
+    uint32_t param_size;       /* sizeof(dk_param) as built */
+};
+
+/* Fills .params, .n_params and .param_size from a static array. */
+#define DK_PARAMS(array) \
+    .params = (array), .n_params = (uint32_t)(sizeof(array) / sizeof((array)[0])), \
+    .param_size = (uint32_t)sizeof(dk_param)
+
+/* The pieces of a dk_type_info that are the same for every type. */
+#define DK_TYPE_INFO_HEAD .struct_size = (uint32_t)sizeof(dk_type_info)
+
+/* The kinds the host knows and the interface each maps to. A plugin may
+ * register other kinds; the first type registered under a new kind fixes
+ * its interface. */
+#define DK_BUILTIN_KIND_LIST(X)              \
+    X(model, DK_IFACE_MODULE)                \
+    X(backbone, DK_IFACE_MODULE)             \
+    X(neck, DK_IFACE_MODULE)                 \
+    X(head, DK_IFACE_MODULE)                 \
+    X(loss, DK_IFACE_MODULE)                 \
+    X(dataset, DK_IFACE_DATASET)             \
+    X(transform, DK_IFACE_TRANSFORM)         \
+    X(hook, DK_IFACE_HOOK)                   \
+    X(metric, DK_IFACE_METRIC)               \
+    X(optimizer, DK_IFACE_OPTIMIZER)         \
+    X(lr_scheduler, DK_IFACE_LR_SCHEDULER)
+
+/* Functions (from the host API table, see api_list.h):
+ *
+ *   dk_status dk_register(dk_registrar *reg, const dk_type_info *info);
+ *       Registers a type; call from the plugin's init only. The host checks
+ *       the info (kind and name syntax, summary, vtable head, every parameter:
+ *       its default parses and fits its own type, range and choices) and
+ *       deep-copies every string, so `info` need not outlive the call.
+ *       Errors: DK_ERR_ARG for a malformed info, DK_ERR_DUPLICATE when
+ *       (kind, name) is taken (the message names both plugin files).
+ *
+ *   dk_status dk_object_build(const dk_cfg *node, const char *kind, dk_object **out);
+ *       Creates the instance a config map describes (`type:` plus its
+ *       parameters), e.g. a model building its backbone from
+ *       dk_cfg_get(cfg, "backbone"). kind may be NULL to accept any kind.
+ *       *out is new; free it with dk_object_free.
+ *   void dk_object_free(dk_object *obj);       destroys it; NULL is a no-op
+ *   void *dk_object_self(const dk_object *obj);         the state create made; borrowed
+ *   const dk_type_info *dk_object_type(const dk_object *obj);  borrowed, registry-owned
+ */
+
+#ifdef __cplusplus
+}
+#endif
+
+#include <dk/api.h>
+
+#endif /* DK_REGISTRY_H */

@@ -1,0 +1,99 @@
+/* dk/types.h — the small vocabulary every other SDK header shares.
+ *
+ * Opaque handles, the status codes and the ABI version. Nothing here
+ * depends on anything else, so any header may include it first.
+ */
+#ifndef DK_TYPES_H
+#define DK_TYPES_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The plugin ABI. A plugin built against ABI (M, m) loads into a host with
+ * ABI (M, n) when n >= the minor the plugin requires. Structures and tables
+ * only grow at their end within one major; every one starts with its size. */
+#define DK_ABI_MAJOR 1
+#define DK_ABI_MINOR 1
+
+/* The SDK (and dkhost) release, independent of the ABI. */
+#define DK_VERSION_MAJOR 0
+#define DK_VERSION_MINOR 1
+#define DK_VERSION_PATCH 0
+#define DK_VERSION_STRING "0.1.0"
+
+#if defined(__GNUC__)
+#define DK_CHECK __attribute__((warn_unused_result))
+#define DK_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#define DK_HIDDEN __attribute__((visibility("hidden")))
+#define DK_EXPORT __attribute__((visibility("default")))
+#else
+#define DK_CHECK
+#define DK_PRINTF(f, a)
+#define DK_HIDDEN
+#define DK_EXPORT
+#endif
+
+/* Status codes: one list makes the enum, the names and the messages.
+ * 0 is success; every fallible function returns one of these and leaves a
+ * message with context in the calling thread's error slot (dk_last_error). */
+#define DK_STATUS_LIST(X)                                              \
+    X(OK, "success")                                                   \
+    X(ERR_NOMEM, "out of memory")                                      \
+    X(ERR_ARG, "invalid argument")                                     \
+    X(ERR_IO, "input/output error")                                    \
+    X(ERR_PARSE, "parse error")                                        \
+    X(ERR_CONFIG, "invalid configuration")                             \
+    X(ERR_NOT_FOUND, "not found")                                      \
+    X(ERR_PLUGIN, "plugin error")                                      \
+    X(ERR_ABI, "ABI mismatch")                                         \
+    X(ERR_DUPLICATE, "duplicate registration")                         \
+    X(ERR_SHAPE, "shape mismatch")                                     \
+    X(ERR_UNSUPPORTED, "not supported")                                \
+    X(ERR_RUNTIME, "runtime failure")                                  \
+    X(ERR_INTERNAL, "internal error")
+
+typedef enum dk_status {
+#define DK_STATUS_ENUM_(name, text) DK_##name,
+    DK_STATUS_LIST(DK_STATUS_ENUM_)
+#undef DK_STATUS_ENUM_
+    DK_STATUS_COUNT
+} dk_status;
+
+typedef enum dk_log_level {
+    DK_LOG_DEBUG,
+    DK_LOG_INFO,
+    DK_LOG_WARN,
+    DK_LOG_ERROR,
+    DK_LOG_LEVEL_COUNT
+} dk_log_level;
+
+/* What a config node holds. Scalars keep their source text as well as their
+ * typed value; a quoted YAML scalar is always a string. */
+typedef enum dk_cfg_kind {
+    DK_CFG_NULL,
+    DK_CFG_BOOL,
+    DK_CFG_INT,
+    DK_CFG_FLOAT,
+    DK_CFG_STRING,
+    DK_CFG_LIST,
+    DK_CFG_MAP,
+    DK_CFG_KIND_COUNT
+} dk_cfg_kind;
+
+typedef struct dk_cfg dk_cfg;             /* a config node (cfg.h) */
+typedef struct dk_registrar dk_registrar; /* handed to a plugin's init (registry.h) */
+typedef struct dk_type_info dk_type_info; /* a registered type (registry.h) */
+typedef struct dk_object dk_object;       /* an instance of a registered type */
+typedef struct dk_dict dk_dict;           /* the one data type that flows (later) */
+typedef struct dk_runner dk_runner;       /* the training runner (later) */
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* DK_TYPES_H */
