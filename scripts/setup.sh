@@ -9,8 +9,10 @@ set -euo pipefail
 build_dir=${1:-build}
 shift || true
 
-packages=(build-essential cmake pkg-config libyaml-dev libcmocka-dev libzstd-dev
-          libdnnl-dev python3 binutils)
+# Build: compiler, CMake, pkg-config; libyaml (configs), zlib (gzip data
+# files); tests: cmocka, binutils (nm); the demo's data: Fashion-MNIST.
+packages=(build-essential cmake pkg-config libyaml-dev zlib1g-dev libcmocka-dev binutils
+          dataset-fashion-mnist)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -1,1 +1,399 @@
-int main(void) { return 0; }
+/* core/cli/main.c — dkhost's command line.
+ *
+ * The only place that prints errors and picks exit codes: libdk returns a
+ * status and a message, and this file turns them into one clear message on
+ * stderr and the documented exit code (docs/cli.md):
+ *
+ *   0 success, 1 runtime failure, 2 usage error, 3 config error,
+ *   4 plugin error, 5 data or file error.
+ */
+#include <dk/dk.h>
+
+#include "../cfg/cfg.h"
+#include "../plugin/registry.h"
+#include "../runner/config_schema.h"
+#include "list_registry.h"
+#include "plugin_path.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+    EXIT_OK = 0,
+    EXIT_RUNTIME = 1,
+    EXIT_USAGE = 2,
+    EXIT_CONFIG = 3,
+    EXIT_PLUGIN = 4,
+    EXIT_DATA = 5,
+};
+
+typedef struct options {
+    const char *command;
+    const char *config;
+    const char **plugin_dirs;
+    size_t n_plugin_dirs;
+    const char **overrides;
+    size_t n_overrides;
+    const char *kind;
+    const char *work_dir;
+    bool json;
+    bool help;
+    bool no_default_plugins;
+} options;
+
+typedef struct command {
+    const char *name;
+    const char *usage;
+    const char *help;
+    int (*run)(const options *o, dkh_registry *reg);
+    bool needs_config;
+} command;
+
+static int run_train(const options *o, dkh_registry *reg);
+static int run_check(const options *o, dkh_registry *reg);
+static int run_print_config(const options *o, dkh_registry *reg);
+static int run_list_registry(const options *o, dkh_registry *reg);
+
+static const command commands[] = {
+    {"train", "dkhost [train] CONFIG [--cfg-options K=V ...] [--work-dir DIR]",
+     "Train the model a config describes (the default command).", run_train, true},
+    {"check", "dkhost check CONFIG [--cfg-options K=V ...]",
+     "Validate a config and build every object it describes (model, datasets, hooks),\n"
+     "then release them: finds missing data files and bad parameters before a run.",
+     run_check, true},
+    {"print-config", "dkhost print-config CONFIG [--cfg-options K=V ...]",
+     "Print the resolved config (bases merged, overrides and interpolation applied,\n"
+     "validated, defaults filled in) as YAML that dkhost can load again.",
+     run_print_config, true},
+    {"list-registry", "dkhost list-registry [--kind KIND] [--json]",
+     "List the loaded plugins, every registered type with its parameters, and the\n"
+     "plugin files that were refused, with the reason.",
+     run_list_registry, false},
+};
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+static const char global_help[] =
+    "Options (any command):\n"
+    "  --plugins DIR          load plugins from DIR (repeatable; searched before\n"
+    "                         DK_PLUGIN_PATH and the default directory)\n"
+    "  --no-default-plugins   load only from --plugins and DK_PLUGIN_PATH\n"
+    "  --cfg-options K=V ...  override config keys: model.backbone.depth=32\n"
+    "                         data.pipeline.1.size=[320,320] name='quoted string'\n"
+    "  --work-dir DIR         where the run writes logs and checkpoints\n"
+    "  --log-level LEVEL      debug, info (default), warn or error\n"
+    "  -h, --help             help (dkhost COMMAND --help for one command)\n"
+    "  --version              versions of dkhost and its plugin ABI\n"
+    "\n"
+    "Exit codes: 0 success, 1 runtime failure, 2 usage error, 3 config error,\n"
+    "            4 plugin error, 5 data or file error.\n";
+
+static void print_usage(FILE *f)
+{
+    fprintf(f, "dkhost %s — a deep-learning training host; everything a config names is a plugin.\n\n"
+               "Usage:\n",
+            DK_VERSION_STRING);
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        fprintf(f, "  %s\n", commands[i].usage);
+    fprintf(f, "\nCommands:\n");
+    for (size_t i = 0; i < N_COMMANDS; i++) {
+        const char *nl = strchr(commands[i].help, '\n');
+        int len = nl ? (int)(nl - commands[i].help) : (int)strlen(commands[i].help);
+        fprintf(f, "  %-14s %.*s\n", commands[i].name, len, commands[i].help);
+    }
+    fprintf(f, "\n%s", global_help);
+}
+
+static int usage_error(const char *fmt, const char *arg, const char *hint)
+{
+    fprintf(stderr, "dkhost: ");
+    fprintf(stderr, fmt, arg);
+    if (hint)
+        fprintf(stderr, " (did you mean '%s'?)", hint);
+    fprintf(stderr, "\nTry 'dkhost --help'.\n");
+    return EXIT_USAGE;
+}
+
+static int exit_code_for(dk_status s)
+{
+    switch (s) {
+    case DK_OK: return EXIT_OK;
+    case DK_ERR_CONFIG:
+    case DK_ERR_PARSE: return EXIT_CONFIG;
+    case DK_ERR_PLUGIN:
+    case DK_ERR_ABI:
+    case DK_ERR_DUPLICATE: return EXIT_PLUGIN;
+    case DK_ERR_IO:
+    case DK_ERR_NOT_FOUND: return EXIT_DATA;
+    case DK_ERR_ARG: return EXIT_USAGE;
+    default: return EXIT_RUNTIME;
+    }
+}
+
+/* Prints the current error: one line, or a heading and one indented line per
+ * problem when the message holds several (config validation). */
+static int report(dk_status s, const char *what)
+{
+    const char *msg = dk_last_error();
+    const char *nl = strchr(msg, '\n');
+    if (!nl) {
+        fprintf(stderr, "dkhost: %s: %s\n", what, msg);
+    } else {
+        size_t lines = 1;
+        for (const char *p = msg; (p = strchr(p, '\n')); p++)
+            lines++;
+        fprintf(stderr, "dkhost: %s: %zu problems:\n", what, lines);
+        for (const char *p = msg; *p;) {
+            const char *e = strchr(p, '\n');
+            int len = e ? (int)(e - p) : (int)strlen(p);
+            fprintf(stderr, "  %.*s\n", len, p);
+            p = e ? e + 1 : p + len;
+        }
+    }
+    return exit_code_for(s);
+}
+
+static const char *option_names[] = {"--plugins", "--no-default-plugins", "--cfg-options",
+                                     "--work-dir", "--log-level", "--kind", "--json",
+                                     "--help", "--version"};
+
+static const command *find_command(const char *name)
+{
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+static bool looks_like_config(const char *arg)
+{
+    const char *dot = strrchr(arg, '.');
+    return strchr(arg, '/') || (dot && (strcmp(dot, ".yaml") == 0 || strcmp(dot, ".yml") == 0));
+}
+
+/* Parses argv into o; returns -1 to go on, or an exit code. */
+static int parse_args(int argc, char **argv, options *o)
+{
+    o->plugin_dirs = calloc((size_t)argc, sizeof *o->plugin_dirs);
+    o->overrides = calloc((size_t)argc, sizeof *o->overrides);
+    DKH_ASSERT(o->plugin_dirs && o->overrides);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *value = NULL;
+#define NEED_VALUE()                                                                  \
+    do {                                                                              \
+        if (i + 1 >= argc)                                                            \
+            return usage_error("option %s needs a value", a, NULL);                   \
+        value = argv[++i];                                                            \
+    } while (0)
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            o->help = true;
+        } else if (strcmp(a, "--version") == 0) {
+            printf("dkhost %s (plugin ABI %d.%d)\n", DK_VERSION_STRING, DK_ABI_MAJOR,
+                   DK_ABI_MINOR);
+            return EXIT_OK;
+        } else if (strcmp(a, "--plugins") == 0) {
+            NEED_VALUE();
+            o->plugin_dirs[o->n_plugin_dirs++] = value;
+        } else if (strcmp(a, "--no-default-plugins") == 0) {
+            o->no_default_plugins = true;
+        } else if (strcmp(a, "--cfg-options") == 0) {
+            if (i + 1 >= argc || strncmp(argv[i + 1], "--", 2) == 0)
+                return usage_error("option %s needs at least one KEY=VALUE", a, NULL);
+            while (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0 && strchr(argv[i + 1], '='))
+                o->overrides[o->n_overrides++] = argv[++i];
+        } else if (strcmp(a, "--work-dir") == 0) {
+            NEED_VALUE();
+            o->work_dir = value;
+        } else if (strcmp(a, "--log-level") == 0) {
+            NEED_VALUE();
+            dk_log_level level;
+            if (dkh_log_level_parse(value, &level) != DK_OK)
+                return usage_error("%s", dk_last_error(), NULL);
+            dkh_log_set_level(level);
+        } else if (strcmp(a, "--kind") == 0) {
+            NEED_VALUE();
+            o->kind = value;
+        } else if (strcmp(a, "--json") == 0) {
+            o->json = true;
+        } else if (a[0] == '-' && a[1] != '\0') {
+            const char *name = a;
+            char buf[64];
+            const char *eq = strchr(a, '=');
+            if (eq && (size_t)(eq - a) < sizeof buf) {
+                snprintf(buf, sizeof buf, "%.*s", (int)(eq - a), a);
+                name = buf;
+            }
+            return usage_error("unknown option '%s'", a,
+                               dkh_closest(name, option_names,
+                                           sizeof option_names / sizeof option_names[0]));
+        } else if (!o->command && !o->config) {
+            const command *c = find_command(a);
+            if (c) {
+                o->command = c->name;
+            } else if (looks_like_config(a)) {
+                o->command = "train";
+                o->config = a;
+            } else {
+                const char *names[N_COMMANDS];
+                for (size_t k = 0; k < N_COMMANDS; k++)
+                    names[k] = commands[k].name;
+                return usage_error("unknown command '%s'", a, dkh_closest(a, names, N_COMMANDS));
+            }
+        } else if (!o->config) {
+            o->config = a;
+        } else {
+            return usage_error("unexpected argument '%s'", a, NULL);
+        }
+#undef NEED_VALUE
+    }
+    return -1;
+}
+
+/* --------------------------------------------------------------------- */
+
+/* Quotes s as a YAML single-quoted scalar (a quote is doubled). New string. */
+static char *yaml_quote(const char *s)
+{
+    dkh_buf b = DKH_BUF_INIT;
+    dkh_buf_putc(&b, '\'');
+    for (; *s; s++) {
+        if (*s == '\'')
+            dkh_buf_putc(&b, '\'');
+        dkh_buf_putc(&b, *s);
+    }
+    dkh_buf_putc(&b, '\'');
+    return dkh_buf_take(&b);
+}
+
+/* Loads, overrides (--work-dir last, so it wins), resolves and validates. */
+static int prepare(const options *o, dkh_registry *reg, dk_cfg **root)
+{
+    const char **overrides = calloc(o->n_overrides + 1, sizeof *overrides);
+    DKH_ASSERT(overrides != NULL);
+    memcpy(overrides, o->overrides, o->n_overrides * sizeof *overrides);
+    size_t n = o->n_overrides;
+    char *work_dir = NULL;
+    if (o->work_dir) {
+        char *quoted = yaml_quote(o->work_dir);
+        work_dir = dkh_asprintf("work_dir=%s", quoted);
+        free(quoted);
+        overrides[n++] = work_dir;
+    }
+    dk_status s = dkh_config_prepare(o->config, overrides, n, reg, root);
+    free(work_dir);
+    free(overrides);
+    if (s != DK_OK)
+        return report(s, s == DK_ERR_CONFIG || s == DK_ERR_PARSE ? "invalid config" : "error");
+    return -1;
+}
+
+static int build_all(const options *o, dkh_registry *reg, bool keep_quiet)
+{
+    dk_cfg *root = NULL;
+    int rc = prepare(o, reg, &root);
+    if (rc >= 0)
+        return rc;
+    dkh_built *built = NULL;
+    size_t n = 0;
+    dk_status s = dkh_config_build(root, &built, &n);
+    if (s != DK_OK) {
+        dkh_cfg_free(root);
+        return report(s, "error");
+    }
+    if (!keep_quiet) {
+        printf("%s: config valid; built %zu object%s:\n", o->config, n, n == 1 ? "" : "s");
+        for (size_t i = 0; i < n; i++) {
+            const dk_type_info *t = dk_object_type(built[i].obj);
+            printf("  %-28s %s %s\n", built[i].path, t->kind, t->name);
+        }
+    }
+    dkh_config_built_free(built, n);
+    dkh_cfg_free(root);
+    return EXIT_OK;
+}
+
+static int run_check(const options *o, dkh_registry *reg)
+{
+    return build_all(o, reg, false);
+}
+
+static int run_train(const options *o, dkh_registry *reg)
+{
+    int rc = build_all(o, reg, true);
+    if (rc != EXIT_OK)
+        return rc;
+    fprintf(stderr, "dkhost: train: %s is valid and every object in it builds, but this dkhost "
+                    "has no training runner yet; use 'dkhost check' to validate configs\n",
+            o->config);
+    return EXIT_RUNTIME;
+}
+
+static int run_print_config(const options *o, dkh_registry *reg)
+{
+    dk_cfg *root = NULL;
+    int rc = prepare(o, reg, &root);
+    if (rc >= 0)
+        return rc;
+    dkh_buf out = DKH_BUF_INIT;
+    dkh_cfg_dump(root, &out);
+    fputs(dkh_buf_str(&out), stdout);
+    dkh_buf_fini(&out);
+    dkh_cfg_free(root);
+    return EXIT_OK;
+}
+
+static int run_list_registry(const options *o, dkh_registry *reg)
+{
+    dkh_buf out = DKH_BUF_INIT;
+    dk_status s = dkh_list_registry(reg, o->kind, o->json, &out);
+    if (s != DK_OK) {
+        dkh_buf_fini(&out);
+        return report(s, "list-registry");
+    }
+    fputs(dkh_buf_str(&out), stdout);
+    dkh_buf_fini(&out);
+    return EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+    options o = {0};
+    int rc = parse_args(argc, argv, &o);
+    if (rc >= 0)
+        goto done;
+
+    const command *cmd = o.command ? find_command(o.command) : NULL;
+    if (o.help || !cmd) {
+        if (cmd) {
+            printf("Usage: %s\n\n%s\n\n%s", cmd->usage, cmd->help, global_help);
+        } else {
+            print_usage(o.help ? stdout : stderr);
+        }
+        rc = o.help ? EXIT_OK : EXIT_USAGE;
+        goto done;
+    }
+    if (cmd->needs_config && !o.config) {
+        rc = usage_error("%s needs a CONFIG file", cmd->name, NULL);
+        goto done;
+    }
+    if (!cmd->needs_config && o.config) {
+        rc = usage_error("unexpected argument '%s'", o.config, NULL);
+        goto done;
+    }
+
+    dkh_registry *reg = dkh_registry_new();
+    dkh_registry_set_current(reg);
+    dk_status s = dkh_plugins_load(reg, o.plugin_dirs, o.n_plugin_dirs, o.no_default_plugins);
+    if (s != DK_OK) {
+        rc = report(s, "plugins");
+    } else {
+        rc = cmd->run(&o, reg);
+    }
+    dkh_registry_set_current(NULL);
+    dkh_registry_free(reg);
+done:
+    free(o.plugin_dirs);
+    free(o.overrides);
+    return rc;
+}

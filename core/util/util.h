@@ -9,6 +9,8 @@
 
 #include <dk/types.h>
 #include <dk/api.h>
+#include <dk/log.h>
+#include <dk/status.h>
 #include <stdio.h>
 
 /* Always-on invariant check for our own bugs (never for user input). */

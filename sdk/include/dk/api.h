@@ -31,6 +31,10 @@ typedef struct dk_host_api {
 #undef DK_API_FIELD_V_
 } dk_host_api;
 
+_Static_assert(offsetof(dk_host_api, struct_size) == 0 && offsetof(dk_host_api, abi_major) == 4 &&
+                   offsetof(dk_host_api, abi_minor) == 6 && offsetof(dk_host_api, dk_failv) == 8,
+               "the head of dk_host_api moved");
+
 #ifdef DK_BUILDING_HOST
 
 #define DK_API_DECL_F_(attr, ret, name, params, args) DK_EXPORT attr ret name params;

@@ -193,6 +193,31 @@ struct dk_type_info {
     X(optimizer, DK_IFACE_OPTIMIZER)         \
     X(lr_scheduler, DK_IFACE_LR_SCHEDULER)
 
+/* The pinned layouts (LP64): a change to an existing field is an ABI break;
+ * new fields go at the end, where the size fields above make them optional. */
+#if UINTPTR_MAX == 0xffffffffffffffffu
+_Static_assert(offsetof(dk_param, name) == 0 && offsetof(dk_param, type) == 8 &&
+                   offsetof(dk_param, def) == 16 && offsetof(dk_param, flags) == 24 &&
+                   offsetof(dk_param, min) == 32 && offsetof(dk_param, max) == 40 &&
+                   offsetof(dk_param, choices) == 48 && offsetof(dk_param, elem) == 56 &&
+                   offsetof(dk_param, kind) == 64 && offsetof(dk_param, doc) == 72 &&
+                   offsetof(dk_param, fields) == 80 && offsetof(dk_param, n_fields) == 88,
+               "dk_param layout changed");
+_Static_assert(offsetof(dk_type_info, struct_size) == 0 && offsetof(dk_type_info, kind) == 8 &&
+                   offsetof(dk_type_info, name) == 16 && offsetof(dk_type_info, summary) == 24 &&
+                   offsetof(dk_type_info, iface) == 32 && offsetof(dk_type_info, vtable) == 40 &&
+                   offsetof(dk_type_info, params) == 48 &&
+                   offsetof(dk_type_info, n_params) == 56 &&
+                   offsetof(dk_type_info, param_size) == 60,
+               "dk_type_info layout changed");
+_Static_assert(offsetof(dk_vtable, struct_size) == 0 && offsetof(dk_vtable, create) == 8 &&
+                   offsetof(dk_vtable, destroy) == 16 && sizeof(dk_vtable) == 24,
+               "the vtable head changed");
+_Static_assert(offsetof(dk_hook_vtable, priority) == 24 &&
+                   offsetof(dk_hook_vtable, before_run) == 32,
+               "dk_hook_vtable layout changed");
+#endif
+
 /* Functions (from the host API table, see api_list.h):
  *
  *   dk_status dk_register(dk_registrar *reg, const dk_type_info *info);
