@@ -1,0 +1,96 @@
+/* classification_losses — CrossEntropyLoss with PyTorch's options (class
+ * weights, ignore_index, label smoothing, reduction) and a loss weight.
+ */
+#include <dk/dk.h>
+
+#include <string.h>
+
+typedef enum reduction { REDUCE_NONE, REDUCE_MEAN, REDUCE_SUM } reduction;
+
+typedef struct ce_loss {
+    int64_t ignore_index;
+    double label_smoothing;
+    double loss_weight;
+    reduction reduce;
+    size_t n_class_weight;
+    double *class_weight; /* NULL when unweighted */
+} ce_loss;
+
+static void ce_destroy(void *self)
+{
+    ce_loss *l = self;
+    dk_free(l->class_weight);
+    dk_free(l);
+}
+
+static dk_status ce_create(const dk_cfg *cfg, void **self)
+{
+    ce_loss *l = dk_calloc(1, sizeof *l);
+    if (!l)
+        return dk_fail(DK_ERR_NOMEM, "CrossEntropyLoss: out of memory");
+    const char *red = NULL;
+    dk_status s = dk_cfg_get_int(cfg, "ignore_index", &l->ignore_index);
+    if (s == DK_OK)
+        s = dk_cfg_get_float(cfg, "label_smoothing", &l->label_smoothing);
+    if (s == DK_OK)
+        s = dk_cfg_get_float(cfg, "loss_weight", &l->loss_weight);
+    if (s == DK_OK)
+        s = dk_cfg_get_str(cfg, "reduction", &red);
+    const dk_cfg *w = dk_cfg_get(cfg, "class_weight");
+    if (s == DK_OK && dk_cfg_kind_of(w) == DK_CFG_LIST) {
+        l->n_class_weight = dk_cfg_len(w);
+        l->class_weight = dk_calloc(l->n_class_weight ? l->n_class_weight : 1, sizeof(double));
+        if (!l->class_weight)
+            s = dk_fail(DK_ERR_NOMEM, "CrossEntropyLoss: out of memory");
+        for (size_t i = 0; s == DK_OK && i < l->n_class_weight; i++)
+            s = dk_cfg_get_float(dk_cfg_at(w, i), NULL, &l->class_weight[i]);
+    }
+    if (s != DK_OK) {
+        ce_destroy(l);
+        return s;
+    }
+    l->reduce = strcmp(red, "none") == 0 ? REDUCE_NONE
+              : strcmp(red, "sum") == 0  ? REDUCE_SUM
+                                         : REDUCE_MEAN;
+    *self = l;
+    return DK_OK;
+}
+
+static const dk_param ce_params[] = {
+    {.name = "class_weight", .type = DK_PARAM_LIST, .elem = DK_PARAM_FLOAT,
+     .flags = DK_PARAM_NULLABLE, .min = "0", .doc = "per-class weights (one per class)"},
+    {.name = "ignore_index", .type = DK_PARAM_INT, .def = "-100",
+     .doc = "targets with this value contribute nothing"},
+    {.name = "label_smoothing", .type = DK_PARAM_FLOAT, .def = "0.0", .min = "0", .max = "1",
+     .doc = "mass moved from the target class to a uniform distribution"},
+    {.name = "reduction", .type = DK_PARAM_STRING, .def = "mean", .choices = "none|mean|sum",
+     .doc = "how per-sample losses are combined"},
+    {.name = "loss_weight", .type = DK_PARAM_FLOAT, .def = "1.0", .min = "0",
+     .doc = "factor applied to the reduced loss"},
+};
+
+static const dk_module_vtable ce_vtable = {
+    .struct_size = sizeof(dk_module_vtable),
+    .create = ce_create,
+    .destroy = ce_destroy,
+};
+
+static const dk_type_info ce_type = {
+    DK_TYPE_INFO_HEAD,
+    .kind = "loss",
+    .name = "CrossEntropyLoss",
+    .summary = "Softmax cross-entropy over class scores",
+    .iface = DK_IFACE_MODULE,
+    .vtable = &ce_vtable,
+    DK_PARAMS(ce_params),
+};
+
+static dk_status losses_init(dk_registrar *reg)
+{
+    return dk_register(reg, &ce_type);
+}
+
+DK_PLUGIN_DEFINE(losses_init,
+                 .name = "classification_losses", .version = "0.1.0",
+                 .summary = "Losses for classification",
+                 .license = "Apache-2.0", .source = "in-tree")
