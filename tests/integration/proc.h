@@ -1,0 +1,21 @@
+/* tests/integration/proc.h — run a real process and capture what it wrote. */
+#ifndef DK_TEST_PROC_H
+#define DK_TEST_PROC_H
+
+typedef struct proc_result {
+    int status; /* exit code, or 128+signal */
+    char *out;  /* everything written to stdout (malloc'ed) */
+    char *err;  /* everything written to stderr (malloc'ed) */
+} proc_result;
+
+/* Runs argv (argv[0] a path) with DK_PLUGIN_PATH unset, stdin from /dev/null. */
+proc_result proc_run(const char *const *argv);
+/* Runs the build's dkhost with the given arguments (NULL-terminated). */
+proc_result dkhost_run(const char *first, ...);
+void proc_result_free(proc_result *r);
+/* Reads a whole file (malloc'ed) or NULL. */
+char *read_file(const char *path);
+/* Writes text to path; returns 0 on success. */
+int write_file(const char *path, const char *text);
+
+#endif
