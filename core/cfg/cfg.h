@@ -34,7 +34,8 @@ dk_status dkh_cfg_load(const char *path, dk_cfg **out) DK_CHECK;
 dk_status dkh_cfg_parse(const char *text, const char *name, dk_cfg **out) DK_CHECK;
 
 void dkh_cfg_free(dk_cfg *root);
-/* Deep copy; *out is new. */
+/* Deep copy; *out is new. Its nodes keep the original's key paths
+ * (dk_cfg_path), so messages about the copy point at the same keys. */
 dk_status dkh_cfg_clone(const dk_cfg *node, dk_cfg **out) DK_CHECK;
 
 /* Applies one `--cfg-options` assignment: "model.backbone.depth=50",
@@ -79,6 +80,10 @@ void dkh_cfg_dump(const dk_cfg *node, dkh_buf *out);
 
 /* Structural equality (kinds, values, key order); locations ignored. */
 bool dkh_cfg_equal(const dk_cfg *a, const dk_cfg *b);
+
+/* A parameter type's name as schemas and list-registry spell it: "int",
+ * "object_list", "struct"; "?" outside the enum. Static. */
+const char *dkh_param_type_name(dk_param_type t);
 
 /* Mutable lookup for the host (same path syntax as dk_cfg_get). */
 dk_cfg *dkh_cfg_get_mut(dk_cfg *node, const char *path);
