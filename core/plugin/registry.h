@@ -93,6 +93,8 @@ void dkh_registry_explain_missing(const dkh_registry *r, const char *kind, const
 /* The interface a kind maps to (builtin kinds, or fixed by the first type
  * registered under a new kind); 0 when the kind is unknown. */
 dk_iface dkh_registry_kind_iface(const dkh_registry *r, const char *kind);
+/* "module", "dataset", ...; "?" for a value outside dk_iface. Static. */
+const char *dkh_iface_name(dk_iface iface);
 
 /* Iteration, in stable order: plugins in load order, types sorted by
  * (kind, name), refusals in the order they happened. Borrowed. */
