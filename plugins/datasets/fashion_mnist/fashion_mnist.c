@@ -176,7 +176,7 @@ static const dk_dataset_vtable fmnist_vtable = {
     .destroy = fmnist_destroy,
 };
 
-static const dk_type_info fmnist_type = {
+static const dk_type_info fmnist_types[] = {{
     DK_TYPE_INFO_HEAD,
     .kind = "dataset",
     .name = "FashionMNIST",
@@ -184,14 +184,9 @@ static const dk_type_info fmnist_type = {
     .iface = DK_IFACE_DATASET,
     .vtable = &fmnist_vtable,
     DK_PARAMS(fmnist_params),
-};
+}};
 
-static dk_status fmnist_init(dk_registrar *reg)
-{
-    return dk_register(reg, &fmnist_type);
-}
-
-DK_PLUGIN_DEFINE(fmnist_init,
-                 .name = "fashion_mnist", .version = "0.1.0",
-                 .summary = "The Fashion-MNIST dataset",
-                 .license = "Apache-2.0", .source = "in-tree")
+DK_PLUGIN_DEFINE_TYPES(fmnist_types,
+                       .name = "fashion_mnist", .version = "0.1.0",
+                       .summary = "The Fashion-MNIST dataset",
+                       .license = "Apache-2.0", .source = "in-tree")

@@ -56,7 +56,7 @@ static const dk_module_vtable cls_head_vtable = {
     .destroy = cls_head_destroy,
 };
 
-static const dk_type_info cls_head_type = {
+static const dk_type_info cls_head_types[] = {{
     DK_TYPE_INFO_HEAD,
     .kind = "head",
     .name = "LinearClsHead",
@@ -64,14 +64,9 @@ static const dk_type_info cls_head_type = {
     .iface = DK_IFACE_MODULE,
     .vtable = &cls_head_vtable,
     DK_PARAMS(cls_head_params),
-};
+}};
 
-static dk_status cls_head_init(dk_registrar *reg)
-{
-    return dk_register(reg, &cls_head_type);
-}
-
-DK_PLUGIN_DEFINE(cls_head_init,
-                 .name = "cls_head", .version = "0.1.0",
-                 .summary = "Classification heads",
-                 .license = "Apache-2.0", .source = "in-tree")
+DK_PLUGIN_DEFINE_TYPES(cls_head_types,
+                       .name = "cls_head", .version = "0.1.0",
+                       .summary = "Classification heads",
+                       .license = "Apache-2.0", .source = "in-tree")

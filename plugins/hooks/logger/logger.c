@@ -52,7 +52,7 @@ static const dk_hook_vtable logger_vtable = {
     .priority = 90, /* after the others, so it logs what they recorded */
 };
 
-static const dk_type_info logger_type = {
+static const dk_type_info logger_types[] = {{
     DK_TYPE_INFO_HEAD,
     .kind = "hook",
     .name = "LoggerHook",
@@ -60,15 +60,10 @@ static const dk_type_info logger_type = {
     .iface = DK_IFACE_HOOK,
     .vtable = &logger_vtable,
     DK_PARAMS(logger_params),
-};
+}};
 
-static dk_status logger_init(dk_registrar *reg)
-{
-    return dk_register(reg, &logger_type);
-}
-
-DK_PLUGIN_DEFINE(logger_init,
-                 .name = "logger_hook", .version = "0.1.0",
-                 .summary = "Training log hook (text and JSONL)",
-                 .license = "Apache-2.0", .source = "in-tree",
-                 .flags = DK_PLUGIN_UNLOADABLE)
+DK_PLUGIN_DEFINE_TYPES(logger_types,
+                       .name = "logger_hook", .version = "0.1.0",
+                       .summary = "Training log hook (text and JSONL)",
+                       .license = "Apache-2.0", .source = "in-tree",
+                       .flags = DK_PLUGIN_UNLOADABLE)

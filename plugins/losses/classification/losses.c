@@ -75,7 +75,7 @@ static const dk_module_vtable ce_vtable = {
     .destroy = ce_destroy,
 };
 
-static const dk_type_info ce_type = {
+static const dk_type_info ce_types[] = {{
     DK_TYPE_INFO_HEAD,
     .kind = "loss",
     .name = "CrossEntropyLoss",
@@ -83,14 +83,9 @@ static const dk_type_info ce_type = {
     .iface = DK_IFACE_MODULE,
     .vtable = &ce_vtable,
     DK_PARAMS(ce_params),
-};
+}};
 
-static dk_status losses_init(dk_registrar *reg)
-{
-    return dk_register(reg, &ce_type);
-}
-
-DK_PLUGIN_DEFINE(losses_init,
-                 .name = "classification_losses", .version = "0.1.0",
-                 .summary = "Losses for classification",
-                 .license = "Apache-2.0", .source = "in-tree")
+DK_PLUGIN_DEFINE_TYPES(ce_types,
+                       .name = "classification_losses", .version = "0.1.0",
+                       .summary = "Losses for classification",
+                       .license = "Apache-2.0", .source = "in-tree")

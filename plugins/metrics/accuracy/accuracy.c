@@ -43,7 +43,7 @@ static const dk_metric_vtable accuracy_vtable = {
     .destroy = accuracy_destroy,
 };
 
-static const dk_type_info accuracy_type = {
+static const dk_type_info accuracy_types[] = {{
     DK_TYPE_INFO_HEAD,
     .kind = "metric",
     .name = "Accuracy",
@@ -51,14 +51,9 @@ static const dk_type_info accuracy_type = {
     .iface = DK_IFACE_METRIC,
     .vtable = &accuracy_vtable,
     DK_PARAMS(accuracy_params),
-};
+}};
 
-static dk_status accuracy_init(dk_registrar *reg)
-{
-    return dk_register(reg, &accuracy_type);
-}
-
-DK_PLUGIN_DEFINE(accuracy_init,
-                 .name = "accuracy_metric", .version = "0.1.0",
-                 .summary = "Classification metrics",
-                 .license = "Apache-2.0", .source = "in-tree")
+DK_PLUGIN_DEFINE_TYPES(accuracy_types,
+                       .name = "accuracy_metric", .version = "0.1.0",
+                       .summary = "Classification metrics",
+                       .license = "Apache-2.0", .source = "in-tree")

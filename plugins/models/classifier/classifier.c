@@ -55,7 +55,7 @@ static const dk_module_vtable classifier_vtable = {
     .destroy = classifier_destroy,
 };
 
-static const dk_type_info classifier_type = {
+static const dk_type_info classifier_types[] = {{
     DK_TYPE_INFO_HEAD,
     .kind = "model",
     .name = "ImageClassifier",
@@ -63,14 +63,9 @@ static const dk_type_info classifier_type = {
     .iface = DK_IFACE_MODULE,
     .vtable = &classifier_vtable,
     DK_PARAMS(classifier_params),
-};
+}};
 
-static dk_status classifier_init(dk_registrar *reg)
-{
-    return dk_register(reg, &classifier_type);
-}
-
-DK_PLUGIN_DEFINE(classifier_init,
-                 .name = "classifier", .version = "0.1.0",
-                 .summary = "Image classification model (backbone + neck + head)",
-                 .license = "Apache-2.0", .source = "in-tree")
+DK_PLUGIN_DEFINE_TYPES(classifier_types,
+                       .name = "classifier", .version = "0.1.0",
+                       .summary = "Image classification model (backbone + neck + head)",
+                       .license = "Apache-2.0", .source = "in-tree")

@@ -31,7 +31,7 @@ static const dk_module_vtable gap_vtable = {
     .destroy = gap_destroy,
 };
 
-static const dk_type_info gap_type = {
+static const dk_type_info gap_types[] = {{
     DK_TYPE_INFO_HEAD,
     .kind = "neck",
     .name = "GlobalAveragePooling",
@@ -39,14 +39,9 @@ static const dk_type_info gap_type = {
     .iface = DK_IFACE_MODULE,
     .vtable = &gap_vtable,
     DK_PARAMS(gap_params),
-};
+}};
 
-static dk_status pooling_init(dk_registrar *reg)
-{
-    return dk_register(reg, &gap_type);
-}
-
-DK_PLUGIN_DEFINE(pooling_init,
-                 .name = "pooling_necks", .version = "0.1.0",
-                 .summary = "Pooling necks",
-                 .license = "Apache-2.0", .source = "in-tree")
+DK_PLUGIN_DEFINE_TYPES(gap_types,
+                       .name = "pooling_necks", .version = "0.1.0",
+                       .summary = "Pooling necks",
+                       .license = "Apache-2.0", .source = "in-tree")

@@ -145,14 +145,7 @@ static const dk_type_info transform_types[] = {
      .vtable = &crop_vtable, DK_PARAMS(crop_params)},
 };
 
-static dk_status transforms_init(dk_registrar *reg)
-{
-    for (size_t i = 0; i < sizeof transform_types / sizeof transform_types[0]; i++)
-        DK_TRY(dk_register(reg, &transform_types[i]));
-    return DK_OK;
-}
-
-DK_PLUGIN_DEFINE(transforms_init,
-                 .name = "image_transforms", .version = "0.1.0",
-                 .summary = "Per-sample image transforms",
-                 .license = "Apache-2.0", .source = "in-tree")
+DK_PLUGIN_DEFINE_TYPES(transform_types,
+                       .name = "image_transforms", .version = "0.1.0",
+                       .summary = "Per-sample image transforms",
+                       .license = "Apache-2.0", .source = "in-tree")

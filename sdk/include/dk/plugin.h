@@ -123,6 +123,25 @@ typedef const dk_plugin_desc *(*dk_plugin_entry_fn)(void);
         __VA_ARGS__};                                                          \
     DK_EXPORT const dk_plugin_desc *dk_plugin_entry(void);                     \
     DK_EXPORT const dk_plugin_desc *dk_plugin_entry(void) { return &dk__plugin_desc; }
+
+/* The common case: a plugin whose init only registers a static array of
+ * types, in order. Same descriptor fields as DK_PLUGIN_DEFINE:
+ *
+ *     static const dk_type_info my_types[] = {{...}, {...}};
+ *     DK_PLUGIN_DEFINE_TYPES(my_types, .name = "mine", .version = "1.0.0",
+ *                            .summary = "...", .license = "MIT")
+ */
+#define DK_PLUGIN_DEFINE_TYPES(types, ...)                                     \
+    static dk_status dk__register_types(dk_registrar *reg)                     \
+    {                                                                          \
+        for (size_t i = 0; i < sizeof(types) / sizeof((types)[0]); i++) {      \
+            dk_status s = dk_register(reg, &(types)[i]);                       \
+            if (s != DK_OK)                                                    \
+                return s;                                                      \
+        }                                                                      \
+        return DK_OK;                                                          \
+    }                                                                          \
+    DK_PLUGIN_DEFINE(dk__register_types, __VA_ARGS__)
 #endif
 
 #ifdef __cplusplus
