@@ -101,18 +101,20 @@ static dk_status run_init(dkh_registry *r, dkh_plugin_rec *p, const dk_plugin_de
     dk_clear_error();
     dk_status s = d->init(dkh_host_api(), &g);
     dk_status out = DK_OK;
-    if (s != DK_OK) {
+    if (g.failed != DK_OK) {
+        /* A dk_register call failed (a duplicate, a malformed type): that
+         * message says what is wrong, whether init passed the failure on or
+         * ignored it. A plugin that ignored it did initialise, so it gets its
+         * shutdown call before closing. */
+        out = refuse(c, g.failed, "%s", g.fail_msg);
+        if (s == DK_OK && d->shutdown)
+            d->shutdown();
+    } else if (s != DK_OK) {
         const char *msg = dk_last_error();
         if (missing(msg) || dk_last_status() == DK_OK)
             out = refuse(c, s, "init failed with %s and left no message", dk_status_name(s));
         else
-            out = refuse(c, s, "%s", msg);
-    } else if (g.failed != DK_OK) {
-        /* init ignored a failed dk_register; the plugin is incomplete. It
-         * did initialise, so it gets its shutdown call before closing. */
-        out = refuse(c, g.failed, "%s", g.fail_msg);
-        if (d->shutdown)
-            d->shutdown();
+            out = refuse(c, s, "init failed: %s", msg);
     }
     if (out == DK_OK)
         dkh_reg_commit(r, p, &g);

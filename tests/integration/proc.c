@@ -40,6 +40,11 @@ int write_file(const char *path, const char *text)
 
 proc_result proc_run(const char *const *argv)
 {
+    return proc_run_env(argv, NULL);
+}
+
+proc_result proc_run_env(const char *const *argv, const char *env)
+{
     char out_path[] = "/tmp/dk_test_out_XXXXXX", err_path[] = "/tmp/dk_test_err_XXXXXX";
     int out_fd = mkstemp(out_path), err_fd = mkstemp(err_path);
     proc_result r = {.status = -1};
@@ -50,6 +55,8 @@ proc_result proc_run(const char *const *argv)
         dup2(out_fd, 1);
         dup2(err_fd, 2);
         unsetenv("DK_PLUGIN_PATH");
+        if (env)
+            putenv((char *)env);
         execv(argv[0], (char *const *)argv);
         _exit(127);
     }
@@ -65,17 +72,34 @@ proc_result proc_run(const char *const *argv)
     return r;
 }
 
-proc_result dkhost_run(const char *first, ...)
+static proc_result dkhost_runv(const char *env, const char *first, va_list ap)
 {
     const char *argv[64] = {DK_BINARY_DIR "/bin/dkhost"};
     size_t n = 1;
-    va_list ap;
-    va_start(ap, first);
     for (const char *a = first; a && n < 63; a = va_arg(ap, const char *))
         argv[n++] = a;
-    va_end(ap);
     argv[n] = NULL;
-    return proc_run(argv);
+    return proc_run_env(argv, env);
+}
+
+proc_result dkhost_run(const char *first, ...)
+{
+    va_list ap;
+    va_start(ap, first);
+    proc_result r = dkhost_runv(NULL, first, ap);
+    va_end(ap);
+    return r;
+}
+
+proc_result dkhost_run_with_path(const char *path, const char *first, ...)
+{
+    char env[4096];
+    snprintf(env, sizeof env, "DK_PLUGIN_PATH=%s", path);
+    va_list ap;
+    va_start(ap, first);
+    proc_result r = dkhost_runv(env, first, ap);
+    va_end(ap);
+    return r;
 }
 
 void proc_result_free(proc_result *r)

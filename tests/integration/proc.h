@@ -10,6 +10,10 @@ typedef struct proc_result {
 
 /* Runs argv (argv[0] a path) with DK_PLUGIN_PATH unset, stdin from /dev/null. */
 proc_result proc_run(const char *const *argv);
+/* The same with one extra "NAME=value" in the child's environment (may be NULL). */
+proc_result proc_run_env(const char *const *argv, const char *env);
+/* Runs the build's dkhost with DK_PLUGIN_PATH set to path. */
+proc_result dkhost_run_with_path(const char *path, const char *first, ...);
 /* Runs the build's dkhost with the given arguments (NULL-terminated). */
 proc_result dkhost_run(const char *first, ...);
 void proc_result_free(proc_result *r);

@@ -86,6 +86,49 @@ static void test_plugin_dir_errors(void **state)
     proc_result_free(&r);
 }
 
+#define FIXTURES DK_BINARY_DIR "/tests/plugin/fixtures"
+
+static void test_plugin_search_path(void **state)
+{
+    /* DK_PLUGIN_PATH adds directories; a missing entry is only a warning. */
+    proc_result r = dkhost_run_with_path("/nonexistent/dir:" FIXTURES "/good", "list-registry",
+                                         "--kind", "backbone", NULL);
+    expect(&r, OK, "TinyNet", NULL);
+    expect(&r, OK, "ResNet", NULL); /* the default directory still loads */
+    expect(&r, OK, NULL, "DK_PLUGIN_PATH entry /nonexistent/dir is not a directory");
+    proc_result_free(&r);
+
+    /* --plugins comes first: its good.so shadows the one DK_PLUGIN_PATH names. */
+    r = dkhost_run_with_path(FIXTURES "/shadow2", "--plugins", FIXTURES "/shadow1",
+                             "list-registry", NULL);
+    expect(&r, OK, FIXTURES "/shadow1/good.so", NULL);
+    assert_null(strstr(r.out, FIXTURES "/shadow2/good.so"));
+    expect(&r, OK, FIXTURES "/shadow2/old.so", NULL);
+    proc_result_free(&r);
+}
+
+/* Refused plugin files do not stop a run; a config that needs what one of
+ * them would have provided is told why it is missing. */
+static void test_refused_plugins(void **state)
+{
+    proc_result r = dkhost_run("--plugins", FIXTURES "/listing", "list-registry", NULL);
+    expect(&r, OK, "Refused (3)", NULL);
+    expect(&r, OK, "requires dk ABI >= 1.3", NULL);
+    expect(&r, OK, "not a dkhost plugin", NULL);
+    expect(&r, OK, "init failed: could not open its weights file", NULL);
+    proc_result_free(&r);
+
+    r = dkhost_run("--plugins", FIXTURES "/listing", "print-config", RESNET, "--cfg-options",
+                   "model.neck.type=FailNetB", NULL);
+    expect(&r, CONFIG, NULL, "unknown neck type 'FailNetB'");
+    expect(&r, CONFIG, NULL, "initfail.so was refused: init failed: could not open its weights");
+    proc_result_free(&r);
+
+    r = dkhost_run("--plugins", FIXTURES "/major", "print-config", RESNET, NULL);
+    expect(&r, OK, "type: ResNet", NULL);
+    proc_result_free(&r);
+}
+
 static void test_list_registry_in_tree(void **state)
 {
     proc_result r = dkhost_run("list-registry", NULL);
@@ -255,6 +298,8 @@ int main(void)
         cmocka_unit_test(test_version_and_help),
         cmocka_unit_test(test_usage_errors),
         cmocka_unit_test(test_plugin_dir_errors),
+        cmocka_unit_test(test_plugin_search_path),
+        cmocka_unit_test(test_refused_plugins),
         cmocka_unit_test(test_list_registry_in_tree),
         cmocka_unit_test(test_print_config_round_trip),
         cmocka_unit_test(test_print_config_overrides),

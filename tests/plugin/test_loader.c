@@ -189,7 +189,7 @@ static void test_init_failure_rolls_back(void **state)
     const char *path = FIXTURE("initfail", "initfail");
     const char *msg = refused(r, path, DK_ERR_RUNTIME);
     char want[512];
-    snprintf(want, sizeof want, "%s: could not open its weights file", path);
+    snprintf(want, sizeof want, "%s: init failed: could not open its weights file", path);
     assert_str_eq(msg, want);
     assert_null(dkh_registry_find(r, "backbone", "FailNetA"));
     assert_null(dkh_registry_find(r, "neck", "FailNetB"));
@@ -206,7 +206,7 @@ static void test_init_failure_rolls_back(void **state)
     dkh_registry_explain_missing(r, "neck", "FailNetB", &b);
     snprintf(want, sizeof want,
              "unknown neck type 'FailNetB'; plugin file %s was refused: "
-             "could not open its weights file",
+             "init failed: could not open its weights file",
              path);
     assert_str_eq(dkh_buf_str(&b), want);
     dkh_buf_fini(&b);
@@ -316,7 +316,7 @@ static void test_load_dir_mixed(void **state)
     dkh_registry_explain_missing(r, "backbone", "TinyNt", &b);
     assert_contains(dkh_buf_str(&b), "unknown backbone type 'TinyNt' (did you mean 'TinyNet'?)");
     assert_contains(dkh_buf_str(&b), "; note: 2 plugin files were refused, first: ");
-    assert_contains(dkh_buf_str(&b), "initfail.so: could not open its weights file");
+    assert_contains(dkh_buf_str(&b), "initfail.so: init failed: could not open its weights file");
     dkh_buf_clear(&b);
     dkh_registry_explain_missing(r, "bakbone", "TinyNet", &b);
     assert_contains(dkh_buf_str(&b), "unknown type 'TinyNet': no plugin provides kind 'bakbone' "

@@ -211,7 +211,7 @@ static void test_build_errors(void **state)
                        "x.type (t.yaml:2:9): unknown backbone type 'TinyNt' "
                        "(did you mean 'TinyNet'?); note: 1 plugin file was refused");
     expect_build_error("x:\n  type: FailNetA\n", "backbone", DK_ERR_NOT_FOUND,
-                       "was refused: could not open its weights file");
+                       "was refused: init failed: could not open its weights file");
     expect_build_error("x:\n  type: TinyNet\n  width: 13\n", "backbone", DK_ERR_CONFIG,
                        "x (t.yaml:2:3): TinyNet: width 13 is not supported");
     expect_build_error("x:\n  type: TinyNet\n  width: 0\n", "backbone", DK_ERR_CONFIG, "width");
