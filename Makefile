@@ -22,7 +22,7 @@ build:
 demo: build
 	$(BUILD)/bin/dkhost list-registry
 	$(BUILD)/bin/dkhost print-config configs/lenet_fashion_mnist.yaml
-	$(BUILD)/bin/dkhost configs/lenet_fashion_mnist.yaml
+	$(BUILD)/bin/dkhost check configs/lenet_fashion_mnist.yaml
 
 # Every test, in the normal build and in the sanitizer build.
 test: test-fast test-asan
