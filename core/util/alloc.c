@@ -21,6 +21,8 @@ typedef struct header {
 
 static atomic_size_t current_bytes;
 static atomic_size_t peak_bytes;
+/* Fault injection for tests: allocations left before dk_malloc fails; < 0 off. */
+static atomic_long fail_countdown = -1;
 
 static void count(size_t add, size_t sub)
 {
@@ -39,9 +41,24 @@ static header *head_of(void *p)
     return h;
 }
 
+void dkh_mem_fail_after(long n)
+{
+    atomic_store(&fail_countdown, n);
+}
+
+static bool injected_failure(void)
+{
+    long left = atomic_load(&fail_countdown);
+    while (left >= 0) {
+        if (atomic_compare_exchange_weak(&fail_countdown, &left, left - 1))
+            return left == 0;
+    }
+    return false;
+}
+
 void *dk_malloc(size_t size)
 {
-    if (size > SIZE_MAX - HEADER)
+    if (size > SIZE_MAX - HEADER || injected_failure())
         return NULL;
     void *raw = NULL;
     if (posix_memalign(&raw, HEADER, HEADER + size) != 0)

@@ -61,6 +61,9 @@ const char *dkh_closest(const char *word, const char *const *cands, size_t n);
 /* Bytes currently held through dk_malloc & co., and the high-water mark. */
 size_t dkh_mem_current(void);
 size_t dkh_mem_peak(void);
+/* Fault injection for tests: the (n+1)-th dk_malloc from now fails, and every
+ * later one too until reset with n < 0. */
+void dkh_mem_fail_after(long n);
 
 /* ---- strings --------------------------------------------------------------- */
 
