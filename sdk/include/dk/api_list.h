@@ -58,6 +58,99 @@
     V(dk_object_free, (dk_object *obj), (obj))                                          \
     F(, void *, dk_object_self, (const dk_object *obj), (obj))                          \
     F(, const dk_type_info *, dk_object_type, (const dk_object *obj), (obj))            \
+    /* --- tensors: creation, accessors, lifetime (tensor.h) ------------ since 1.1 */  \
+    F(, dk_tensor *, dk_empty, (int ndim, const int64_t *shape, dk_dtype dtype, dk_device device), (ndim, shape, dtype, device)) \
+    F(, dk_tensor *, dk_full, (int ndim, const int64_t *shape, double value, dk_dtype dtype, dk_device device), (ndim, shape, value, dtype, device)) \
+    F(, dk_tensor *, dk_arange, (double start, double end, double step, dk_dtype dtype, dk_device device), (start, end, step, dtype, device)) \
+    F(, dk_tensor *, dk_rand, (int ndim, const int64_t *shape, dk_dtype dtype, dk_device device, dk_rng *rng), (ndim, shape, dtype, device, rng)) \
+    F(, dk_tensor *, dk_randn, (int ndim, const int64_t *shape, dk_dtype dtype, dk_device device, dk_rng *rng), (ndim, shape, dtype, device, rng)) \
+    F(, dk_tensor *, dk_from_data, (int ndim, const int64_t *shape, dk_dtype dtype, const void *data), (ndim, shape, dtype, data)) \
+    F(DK_CHECK, dk_status, dk_tensor_to_host, (const dk_tensor *t, void *dst, size_t dst_bytes), (t, dst, dst_bytes)) \
+    F(, double, dk_tensor_item, (const dk_tensor *t), (t))                              \
+    F(, int, dk_tensor_ndim, (const dk_tensor *t), (t))                                 \
+    F(, const int64_t *, dk_tensor_shape, (const dk_tensor *t), (t))                    \
+    F(, const int64_t *, dk_tensor_strides, (const dk_tensor *t), (t))                  \
+    F(, int64_t, dk_tensor_numel, (const dk_tensor *t), (t))                            \
+    F(, dk_dtype, dk_tensor_dtype, (const dk_tensor *t), (t))                           \
+    F(, dk_device, dk_tensor_device, (const dk_tensor *t), (t))                         \
+    F(, void *, dk_tensor_data, (const dk_tensor *t), (t))                              \
+    F(, bool, dk_tensor_is_contiguous, (const dk_tensor *t), (t))                       \
+    F(, dk_tensor *, dk_tensor_retain, (dk_tensor *t), (t))                             \
+    V(dk_tensor_release, (dk_tensor *t), (t))                                           \
+    F(, const char *, dk_dtype_name, (dk_dtype dtype), (dtype))                         \
+    F(, size_t, dk_dtype_size, (dk_dtype dtype), (dtype))                               \
+    V(dk_memory_stats_get, (dk_device device, dk_memory_stats *out), (device, out))     \
+    /* --- scopes, autograd, random (tensor.h) ----------------------------- since 1.1 */ \
+    V(dk_scope_begin, (void), ())                                                       \
+    V(dk_scope_end, (void), ())                                                         \
+    F(, bool, dk_grad_set_enabled, (bool enabled), (enabled))                           \
+    F(, bool, dk_grad_enabled, (void), ())                                              \
+    F(DK_CHECK, dk_status, dk_tensor_set_requires_grad, (dk_tensor *t, bool on), (t, on)) \
+    F(, bool, dk_tensor_requires_grad, (const dk_tensor *t), (t))                       \
+    F(, dk_tensor *, dk_tensor_grad, (const dk_tensor *t), (t))                         \
+    V(dk_tensor_zero_grad, (dk_tensor *t), (t))                                         \
+    F(DK_CHECK, dk_status, dk_backward, (dk_tensor *root, dk_tensor *grad, bool retain_graph), (root, grad, retain_graph)) \
+    F(, dk_tensor *, dk_detach, (dk_tensor *x), (x))                                    \
+    V(dk_rng_seed, (dk_rng *rng, uint64_t seed), (rng, seed))                           \
+    F(, dk_rng, dk_rng_split, (dk_rng *rng), (rng))                                     \
+    F(, dk_rng *, dk_rng_default, (void), ())                                           \
+    /* --- ops: copy, cast, views (ops.h) --------------------------------- since 1.1 */ \
+    F(, dk_tensor *, dk_copy, (dk_tensor *x), (x))                                      \
+    F(, dk_tensor *, dk_cast, (dk_tensor *x, dk_dtype dtype), (x, dtype))               \
+    F(, dk_tensor *, dk_contiguous, (dk_tensor *x), (x))                                \
+    F(, dk_tensor *, dk_reshape, (dk_tensor *x, int ndim, const int64_t *shape), (x, ndim, shape)) \
+    F(, dk_tensor *, dk_permute, (dk_tensor *x, int ndim, const int *perm), (x, ndim, perm)) \
+    F(, dk_tensor *, dk_transpose, (dk_tensor *x, int dim0, int dim1), (x, dim0, dim1)) \
+    F(, dk_tensor *, dk_slice, (dk_tensor *x, int dim, int64_t start, int64_t end, int64_t step), (x, dim, start, end, step)) \
+    F(, dk_tensor *, dk_select, (dk_tensor *x, int dim, int64_t index), (x, dim, index)) \
+    F(, dk_tensor *, dk_expand, (dk_tensor *x, int ndim, const int64_t *shape), (x, ndim, shape)) \
+    F(, dk_tensor *, dk_squeeze, (dk_tensor *x, int dim), (x, dim))                     \
+    F(, dk_tensor *, dk_unsqueeze, (dk_tensor *x, int dim), (x, dim))                   \
+    F(, dk_tensor *, dk_flatten, (dk_tensor *x, int start_dim, int end_dim), (x, start_dim, end_dim)) \
+    /* --- ops: elementwise (ops.h) --------------------------------------- since 1.1 */ \
+    F(, dk_tensor *, dk_neg, (dk_tensor *x), (x))                                       \
+    F(, dk_tensor *, dk_abs, (dk_tensor *x), (x))                                       \
+    F(, dk_tensor *, dk_exp, (dk_tensor *x), (x))                                       \
+    F(, dk_tensor *, dk_ln, (dk_tensor *x), (x))                                        \
+    F(, dk_tensor *, dk_sqrt, (dk_tensor *x), (x))                                      \
+    F(, dk_tensor *, dk_rsqrt, (dk_tensor *x), (x))                                     \
+    F(, dk_tensor *, dk_relu, (dk_tensor *x), (x))                                      \
+    F(, dk_tensor *, dk_sigmoid, (dk_tensor *x), (x))                                   \
+    F(, dk_tensor *, dk_tanh, (dk_tensor *x), (x))                                      \
+    F(, dk_tensor *, dk_gelu, (dk_tensor *x), (x))                                      \
+    F(, dk_tensor *, dk_silu, (dk_tensor *x), (x))                                      \
+    F(, dk_tensor *, dk_softplus, (dk_tensor *x), (x))                                  \
+    F(, dk_tensor *, dk_leaky_relu, (dk_tensor *x, double slope), (x, slope))           \
+    F(, dk_tensor *, dk_clamp, (dk_tensor *x, double lo, double hi), (x, lo, hi))       \
+    F(, dk_tensor *, dk_pow_scalar, (dk_tensor *x, double p), (x, p))                   \
+    F(, dk_tensor *, dk_add_scalar, (dk_tensor *x, double s), (x, s))                   \
+    F(, dk_tensor *, dk_mul_scalar, (dk_tensor *x, double s), (x, s))                   \
+    F(, dk_tensor *, dk_add, (dk_tensor *a, dk_tensor *b), (a, b))                      \
+    F(, dk_tensor *, dk_sub, (dk_tensor *a, dk_tensor *b), (a, b))                      \
+    F(, dk_tensor *, dk_mul, (dk_tensor *a, dk_tensor *b), (a, b))                      \
+    F(, dk_tensor *, dk_div, (dk_tensor *a, dk_tensor *b), (a, b))                      \
+    F(, dk_tensor *, dk_pow, (dk_tensor *a, dk_tensor *b), (a, b))                      \
+    F(, dk_tensor *, dk_maximum, (dk_tensor *a, dk_tensor *b), (a, b))                  \
+    F(, dk_tensor *, dk_minimum, (dk_tensor *a, dk_tensor *b), (a, b))                  \
+    F(, dk_tensor *, dk_eq, (dk_tensor *a, dk_tensor *b), (a, b))                       \
+    F(, dk_tensor *, dk_ne, (dk_tensor *a, dk_tensor *b), (a, b))                       \
+    F(, dk_tensor *, dk_lt, (dk_tensor *a, dk_tensor *b), (a, b))                       \
+    F(, dk_tensor *, dk_le, (dk_tensor *a, dk_tensor *b), (a, b))                       \
+    F(, dk_tensor *, dk_gt, (dk_tensor *a, dk_tensor *b), (a, b))                       \
+    F(, dk_tensor *, dk_ge, (dk_tensor *a, dk_tensor *b), (a, b))                       \
+    F(, dk_tensor *, dk_where, (dk_tensor *cond, dk_tensor *a, dk_tensor *b), (cond, a, b)) \
+    /* --- ops: reductions, matmul, softmax (ops.h) ----------------------- since 1.1 */ \
+    F(, dk_tensor *, dk_sum, (dk_tensor *x, const int *dims, int ndims, bool keepdim), (x, dims, ndims, keepdim)) \
+    F(, dk_tensor *, dk_mean, (dk_tensor *x, const int *dims, int ndims, bool keepdim), (x, dims, ndims, keepdim)) \
+    F(, dk_tensor *, dk_amax, (dk_tensor *x, const int *dims, int ndims, bool keepdim), (x, dims, ndims, keepdim)) \
+    F(, dk_tensor *, dk_amin, (dk_tensor *x, const int *dims, int ndims, bool keepdim), (x, dims, ndims, keepdim)) \
+    F(, dk_tensor *, dk_var, (dk_tensor *x, const int *dims, int ndims, int64_t correction, bool keepdim), (x, dims, ndims, correction, keepdim)) \
+    F(, dk_tensor *, dk_logsumexp, (dk_tensor *x, const int *dims, int ndims, bool keepdim), (x, dims, ndims, keepdim)) \
+    F(, dk_tensor *, dk_argmax, (dk_tensor *x, int dim, bool keepdim), (x, dim, keepdim)) \
+    F(, dk_tensor *, dk_matmul, (dk_tensor *a, dk_tensor *b), (a, b))                   \
+    F(, dk_tensor *, dk_linear, (dk_tensor *x, dk_tensor *w, dk_tensor *b), (x, w, b))  \
+    F(, dk_tensor *, dk_softmax, (dk_tensor *x, int dim), (x, dim))                     \
+    F(, dk_tensor *, dk_log_softmax, (dk_tensor *x, int dim), (x, dim))                 \
     /* --- append new entries above this line, with their minor ----------------- */
 
 #endif /* DK_API_LIST_H */

@@ -58,6 +58,8 @@
  *   cfg.h       reading config nodes
  *   registry.h  parameter schemas, interfaces, vtables, dk_register
  *   plugin.h    the descriptor and DK_PLUGIN_DEFINE
+ *   tensor.h    tensors, scopes, autograd, random numbers
+ *   ops.h       the ops a forward pass is written with
  *   api.h       the host API table (generated from api_list.h)
  */
 #ifndef DK_DK_H
@@ -70,5 +72,7 @@
 #include <dk/cfg.h>
 #include <dk/registry.h>
 #include <dk/plugin.h>
+#include <dk/tensor.h>
+#include <dk/ops.h>
 
 #endif /* DK_DK_H */

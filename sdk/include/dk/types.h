@@ -86,6 +86,57 @@ typedef enum dk_cfg_kind {
     DK_CFG_KIND_COUNT
 } dk_cfg_kind;
 
+/* Tensor vocabulary (tensor.h documents the functions). It lives here
+ * because the host API table (api_list.h) names these types.
+ *
+ * Element types: one list makes the enum, the names and the sizes.
+ *   X(ENUM suffix, name, bytes per element) */
+#define DK_DTYPE_LIST(X) \
+    X(F32, "f32", 4)     \
+    X(F64, "f64", 8)     \
+    X(BF16, "bf16", 2)   \
+    X(F16, "f16", 2)     \
+    X(I32, "i32", 4)     \
+    X(I64, "i64", 8)     \
+    X(U8, "u8", 1)       \
+    X(BOOL, "bool", 1)
+
+typedef enum dk_dtype {
+#define DK_DTYPE_ENUM_(e, name, size) DK_DTYPE_##e,
+    DK_DTYPE_LIST(DK_DTYPE_ENUM_)
+#undef DK_DTYPE_ENUM_
+    DK_DTYPE_COUNT
+} dk_dtype;
+
+/* Where a tensor's bytes live. */
+typedef enum dk_device_type { DK_DEVICE_CPU, DK_DEVICE_CUDA, DK_DEVICE_TYPE_COUNT } dk_device_type;
+
+/* A device: type and index (cuda:1 is {DK_DEVICE_CUDA, 1}; cpu is {DK_DEVICE_CPU, 0}).
+ * Passed by value. */
+typedef struct dk_device {
+    int32_t type; /* dk_device_type */
+    int32_t index;
+} dk_device;
+
+/* Most dimensions a tensor may have. */
+#define DK_MAX_DIMS 8
+
+/* A seeded, splittable, counter-based random generator (rng in tensor.h).
+ * Plain data: copy it to snapshot, store it in a checkpoint to resume. */
+typedef struct dk_rng {
+    uint64_t key;     /* from the seed; a split derives a fresh key */
+    uint64_t counter; /* advances by the number of values drawn */
+} dk_rng;
+
+/* Bytes a device's tensor allocator holds (dk_memory_stats). */
+typedef struct dk_memory_stats {
+    size_t current; /* bytes in live tensors' storage (size-class rounded) */
+    size_t peak;    /* high-water mark of current */
+    size_t cached;  /* bytes kept in free lists for reuse */
+} dk_memory_stats;
+
+typedef struct dk_tensor dk_tensor;       /* an n-d array with autograd (tensor.h) */
+
 typedef struct dk_cfg dk_cfg;             /* a config node (cfg.h) */
 typedef struct dk_registrar dk_registrar; /* handed to a plugin's init (registry.h) */
 typedef struct dk_type_info dk_type_info; /* a registered type (registry.h) */

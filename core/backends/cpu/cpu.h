@@ -1,0 +1,43 @@
+/* core/backends/cpu/cpu.h — what the CPU backend's kernel files share.
+ *
+ * An elementwise iterator that turns any strides and broadcasting into rows:
+ * dims of size 1 are dropped and neighbouring dims that are contiguous with
+ * each other in every operand are merged, so the common cases (contiguous,
+ * broadcasting a row, a transposed input) end in one long inner loop.
+ */
+#ifndef DKH_CPU_H
+#define DKH_CPU_H
+
+#include "../../tensor/tensor_impl.h"
+
+/* Below this many elements a kernel runs on one thread: starting a parallel
+ * region costs more than the work. */
+#define DKH_CPU_PAR_MIN 32768
+
+#define DKH_EW_MAX_OPS (DKH_MAX_IN + 1)
+
+typedef struct dkh_ew_iter {
+    int ndim; /* after coalescing; the last dim is the inner loop */
+    int nops; /* operand 0 is the output */
+    int64_t shape[DK_MAX_DIMS];
+    int64_t st[DKH_EW_MAX_OPS][DK_MAX_DIMS]; /* elements */
+    char *base[DKH_EW_MAX_OPS];
+    size_t esize[DKH_EW_MAX_OPS];
+    int64_t rows, inner; /* rows * inner == numel */
+} dkh_ew_iter;
+
+/* Iterates out and the call's inputs (NULL inputs skipped: their base is NULL). */
+void dkh_ew_init(dkh_ew_iter *it, const dkh_kcall *c);
+/* Element offsets of row r's first element for every operand. */
+void dkh_ew_row(const dkh_ew_iter *it, int64_t r, int64_t *off);
+
+bool dkh_cpu_unary(const dkh_kcall *c);
+bool dkh_cpu_unary_bwd(const dkh_kcall *c);
+bool dkh_cpu_binary(const dkh_kcall *c);
+bool dkh_cpu_copy(const dkh_kcall *c);
+bool dkh_cpu_full(const dkh_kcall *c);
+bool dkh_cpu_reduce(const dkh_kcall *c);
+bool dkh_cpu_matmul(const dkh_kcall *c);
+bool dkh_cpu_softmax(const dkh_kcall *c);
+
+#endif /* DKH_CPU_H */

@@ -1,0 +1,268 @@
+/* core/tensor/autograd.c — the tape and reverse-mode differentiation.
+ *
+ * Each recorded op becomes a node hanging off its output tensor (grad_fn). A
+ * node holds strong references to its inputs, which are both the edges of the
+ * graph and the values its backward reads; a node that needs its own output
+ * holds a detached alias instead, because a reference to the output itself
+ * would be a cycle. dk_backward sorts the nodes reachable from the root,
+ * walks them from the root down accumulating each node's output gradient, and
+ * adds the gradients reaching leaves into their .grad in place. Without
+ * retain_graph it then drops every node's saved tensors and marks it freed, so
+ * a second backward through it fails with a message instead of reading
+ * released memory.
+ */
+#include "tensor_impl.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void dkh_node_unref(dkh_node *n)
+{
+    if (!n || --n->refs > 0)
+        return;
+    for (int i = 0; i < n->n_in; i++)
+        dkh_tensor_unref(n->in[i]);
+    dkh_tensor_unref(n->out);
+    dk_free(n);
+}
+
+static dk_tensor *detached_alias(dk_tensor *t)
+{
+    dkh_meta m = {.dtype = t->dtype, .ndim = t->ndim, .offset = t->offset};
+    memcpy(m.shape, t->shape, sizeof m.shape);
+    memcpy(m.strides, t->strides, sizeof m.strides);
+    return dkh_tensor_wrap(t->storage, &m);
+}
+
+dk_status dkh_record(dkh_op_id op, const dkh_args *a, int n_in, dk_tensor *const *in,
+                     dk_tensor *out)
+{
+    dkh_node *n = dk_calloc(1, sizeof *n);
+    if (!n)
+        return dk_fail(DK_ERR_NOMEM, "%s: out of memory recording the tape", dkh_op_name(op));
+    n->refs = 1;
+    n->op = op;
+    n->args = *a;
+    n->n_in = n_in;
+    for (int i = 0; i < n_in; i++) {
+        n->in[i] = dk_tensor_retain(in[i]);
+        n->needs[i] = in[i]->requires_grad;
+    }
+    if (dkh_op(op)->flags & DKH_F_SAVE_OUT) {
+        n->out = detached_alias(out);
+        if (!n->out) {
+            dkh_node_unref(n);
+            return dk_last_status();
+        }
+    }
+    out->grad_fn = n;
+    out->requires_grad = true;
+    return DK_OK;
+}
+
+dk_tensor *dk_detach(dk_tensor *x)
+{
+    if (!x)
+        return NULL;
+    return dkh_scope_adopt(detached_alias(x));
+}
+
+dk_status dk_tensor_set_requires_grad(dk_tensor *t, bool on)
+{
+    if (!t)
+        return dk_fail(DK_ERR_ARG, "set_requires_grad: tensor is NULL");
+    if (t->grad_fn)
+        return dk_fail(DK_ERR_ARG, "set_requires_grad: only a leaf can be a gradient target; "
+                                   "this tensor was made by %s (use dk_detach)",
+                       dkh_op_name(t->grad_fn->op));
+    if (on && !dkh_is_float(t->dtype))
+        return dk_fail(DK_ERR_ARG, "set_requires_grad: a %s tensor cannot require grad",
+                       dk_dtype_name(t->dtype));
+    t->requires_grad = on;
+    return DK_OK;
+}
+
+bool dk_tensor_requires_grad(const dk_tensor *t)
+{
+    return t && t->requires_grad;
+}
+
+dk_tensor *dk_tensor_grad(const dk_tensor *t)
+{
+    return t ? t->grad : NULL;
+}
+
+void dk_tensor_zero_grad(dk_tensor *t)
+{
+    if (!t || !t->grad)
+        return;
+    dkh_args a = {.f = {0.0}};
+    dk_status s = dkh_op_run_into(DKH_OP_FULL, &a, 0, NULL, t->grad);
+    DKH_ASSERT(s == DK_OK);
+}
+
+/* Adds g into the leaf's gradient: a private copy the first time, in place after. */
+static dk_status accumulate_leaf(dk_tensor *leaf, dk_tensor *g)
+{
+    if (!leaf->grad) {
+        dk_tensor *c = dk_copy(g);
+        if (!c)
+            return dk_last_status();
+        leaf->grad = dk_tensor_retain(c); /* the backward's scope drops its own reference */
+        return DK_OK;
+    }
+    dk_tensor *in[2] = {leaf->grad, g};
+    dkh_args a = {.nv = 0};
+    return dkh_op_run_into(DKH_OP_ADD, &a, 2, in, leaf->grad);
+}
+
+static dk_status accumulate_node(dkh_node *n, dk_tensor *g)
+{
+    if (!n->gacc) {
+        n->gacc = g;
+        return DK_OK;
+    }
+    n->gacc = dk_add(n->gacc, g);
+    return n->gacc ? DK_OK : dk_last_status();
+}
+
+typedef struct node_list {
+    dkh_node **items;
+    size_t n, cap;
+} node_list;
+
+static void list_push(node_list *l, dkh_node *n)
+{
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 64;
+        l->items = realloc(l->items, l->cap * sizeof *l->items);
+        DKH_ASSERT(l->items && "out of memory sorting the tape");
+    }
+    l->items[l->n++] = n;
+}
+
+static dk_status freed_error(dkh_node *n)
+{
+    return dk_fail(DK_ERR_RUNTIME,
+                   "backward: the graph through %s was already freed by an earlier "
+                   "dk_backward; pass retain_graph=true to the first one to run backward "
+                   "through it twice",
+                   dkh_op_name(n->op));
+}
+
+/* Post-order of the nodes reachable from root (each once), iteratively so a
+ * long chain cannot overflow the stack. Takes a reference on each node. */
+static dk_status topo_sort(dkh_node *root, node_list *order)
+{
+    node_list stack = {NULL, 0, 0};
+    dk_status st = DK_OK;
+    list_push(&stack, root);
+    root->visited = true;
+    while (stack.n) {
+        dkh_node *n = stack.items[stack.n - 1];
+        if (n->freed) {
+            st = freed_error(n);
+            break;
+        }
+        bool pushed = false;
+        for (int i = 0; i < n->n_in && !pushed; i++) {
+            dkh_node *c = n->needs[i] && n->in[i] ? n->in[i]->grad_fn : NULL;
+            if (c && !c->visited) {
+                c->visited = true;
+                list_push(&stack, c);
+                pushed = true;
+            }
+        }
+        if (!pushed) {
+            stack.n--;
+            n->refs++;
+            list_push(order, n);
+        }
+    }
+    /* On failure, nodes still on the stack keep their marks: clear them. */
+    for (size_t k = 0; k < stack.n; k++)
+        stack.items[k]->visited = false;
+    free(stack.items);
+    return st;
+}
+
+dk_status dk_backward(dk_tensor *root, dk_tensor *grad, bool retain_graph)
+{
+    if (!root)
+        return dk_last_status() != DK_OK ? dk_last_status()
+                                         : dk_fail(DK_ERR_ARG, "backward: root is NULL");
+    if (!root->requires_grad)
+        return dk_fail(DK_ERR_ARG, "backward: the root does not require grad (no input of "
+                                   "its graph has requires_grad, or grad mode was off)");
+    if (grad && !dkh_same_shape(grad, root)) {
+        dkh_buf b = DKH_BUF_INIT;
+        dkh_describe(&b, grad);
+        dkh_buf_puts(&b, " vs root ");
+        dkh_describe(&b, root);
+        dk_status s = dk_fail(DK_ERR_SHAPE, "backward: grad shape %s differs", dkh_buf_str(&b));
+        dkh_buf_fini(&b);
+        return s;
+    }
+    if (!grad && dkh_numel(root->ndim, root->shape) != 1)
+        return dk_fail(DK_ERR_ARG, "backward: the root has %lld elements; pass its gradient",
+                       (long long)dkh_numel(root->ndim, root->shape));
+
+    bool was = dk_grad_set_enabled(false);
+    dk_scope_begin(); /* every temporary of the backward dies with it */
+    dk_status st = DK_OK;
+    node_list order = {NULL, 0, 0};
+    if (!grad)
+        grad = dk_full(root->ndim, root->shape, 1.0, root->dtype, root->storage->device);
+    if (!grad) {
+        st = dk_last_status();
+    } else if (!root->grad_fn) {
+        st = accumulate_leaf(root, grad);
+    } else if ((st = topo_sort(root->grad_fn, &order)) == DK_OK) {
+        root->grad_fn->gacc = grad;
+        /* Reverse post-order: a node runs after every consumer added its part. */
+        for (size_t k = order.n; k-- > 0 && st == DK_OK;) {
+            dkh_node *n = order.items[k];
+            if (!n->gacc)
+                continue;
+            const dkh_op_def *def = dkh_op(n->op);
+            dk_tensor *gin[DKH_MAX_IN] = {NULL};
+            st = def->backward(&n->args, n->in, n->out, n->gacc, n->needs, gin);
+            for (int i = 0; i < n->n_in && st == DK_OK; i++) {
+                if (!n->needs[i])
+                    continue;
+                if (!gin[i]) {
+                    st = dk_last_status() != DK_OK
+                             ? dk_last_status()
+                             : dk_fail(DK_ERR_INTERNAL, "backward of %s gave no gradient",
+                                       def->name);
+                    break;
+                }
+                DKH_ASSERT(dkh_same_shape(gin[i], n->in[i]));
+                dk_tensor *x = n->in[i];
+                st = x->grad_fn ? accumulate_node(x->grad_fn, gin[i]) : accumulate_leaf(x, gin[i]);
+            }
+            if (st != DK_OK)
+                dk_error_prefix("backward of %s", def->name);
+        }
+    }
+    for (size_t k = 0; k < order.n; k++) {
+        dkh_node *n = order.items[k];
+        n->gacc = NULL;
+        n->visited = false;
+        if (!retain_graph && st == DK_OK) {
+            for (int i = 0; i < n->n_in; i++) {
+                dkh_tensor_unref(n->in[i]);
+                n->in[i] = NULL;
+            }
+            dkh_tensor_unref(n->out);
+            n->out = NULL;
+            n->freed = true;
+        }
+    }
+    dk_scope_end();
+    for (size_t k = 0; k < order.n; k++)
+        dkh_node_unref(order.items[k]);
+    free(order.items);
+    dk_grad_set_enabled(was);
+    return st;
+}

@@ -1,0 +1,240 @@
+/* core/tensor/dispatch.c — the op table and how an op call runs.
+ *
+ * dkh_op_run is the single path every op takes: NULL inputs propagate, the
+ * op's rule checks shapes and dtypes, the output is allocated (or, for a
+ * view, made over the input's storage), the backend's kernel runs (the
+ * reference kernel when the backend has none for this op or dtype), and a
+ * tape node is recorded when gradients are wanted. Keeping this in one place
+ * is what makes error messages, scopes and autograd uniform across ops.
+ */
+#include "tensor_impl.h"
+
+#include <string.h>
+
+static const dkh_op_def *const op_table[DKH_OP_COUNT] = {
+#define OP_ENTRY_(e, n) [DKH_OP_##e] = &dkh_op_##n,
+    DKH_OP_LIST(OP_ENTRY_)
+#undef OP_ENTRY_
+};
+
+static const char *const op_names[DKH_OP_COUNT] = {
+#define OP_NAME_(e, n) [DKH_OP_##e] = #n,
+    DKH_OP_LIST(OP_NAME_)
+#undef OP_NAME_
+};
+
+const dkh_op_def *dkh_op(dkh_op_id id)
+{
+    DKH_ASSERT((unsigned)id < DKH_OP_COUNT);
+    return op_table[id];
+}
+
+const char *dkh_op_name(dkh_op_id id)
+{
+    return (unsigned)id < DKH_OP_COUNT ? op_names[id] : "?";
+}
+
+static const dkh_backend *backends[DK_DEVICE_TYPE_COUNT];
+static _Thread_local bool force_ref;
+
+void dkh_backend_register(dk_device_type type, const dkh_backend *b)
+{
+    DKH_ASSERT((unsigned)type < DK_DEVICE_TYPE_COUNT);
+    backends[type] = b;
+}
+
+static const dkh_backend *backend_of(int type)
+{
+    if (type == DK_DEVICE_CPU)
+        return backends[type] ? backends[type] : dkh_cpu_backend();
+    return backends[type];
+}
+
+bool dkh_force_reference(bool on)
+{
+    bool was = force_ref;
+    force_ref = on;
+    return was;
+}
+
+dk_status dkh_op_fail(dkh_op_id op, int n_in, dk_tensor *const *in, dk_status st,
+                      const char *fmt, ...)
+{
+    dkh_buf b = DKH_BUF_INIT;
+    dkh_buf_printf(&b, "%s: ", dkh_op_name(op));
+    va_list ap;
+    va_start(ap, fmt);
+    dkh_buf_vprintf(&b, fmt, ap);
+    va_end(ap);
+    if (n_in > 0) {
+        dkh_buf_puts(&b, n_in == 1 ? " (input: " : " (inputs: ");
+        for (int i = 0; i < n_in; i++) {
+            if (i)
+                dkh_buf_puts(&b, ", ");
+            if (in[i])
+                dkh_describe(&b, in[i]);
+            else
+                dkh_buf_puts(&b, "NULL");
+        }
+        dkh_buf_putc(&b, ')');
+    }
+    dk_status s = dk_fail(st, "%s", dkh_buf_str(&b));
+    dkh_buf_fini(&b);
+    return s;
+}
+
+/* Runs the kernel for (op, dir) on call; the reference kernel when the
+ * backend has none or declines this call. */
+static dk_status run_kernel(int dir, const dkh_kcall *c, int device_type)
+{
+    const dkh_op_def *def = dkh_op(c->op);
+    const dkh_backend *b = backend_of(device_type);
+    if (!force_ref && b && b->kernels[c->op][dir] && b->kernels[c->op][dir](c))
+        return DK_OK;
+    if (device_type == DK_DEVICE_CPU && def->ref[dir]) {
+        bool ok = def->ref[dir](c);
+        DKH_ASSERT(ok && "a reference kernel declined a call its rule accepted");
+        return DK_OK;
+    }
+    return dk_fail(DK_ERR_UNSUPPORTED, "%s: no %s kernel for this call on %s", def->name,
+                   dir == DKH_FWD ? "forward" : "backward", b ? b->name : "this device");
+}
+
+dk_status dkh_op_run_into(dkh_op_id op, const dkh_args *a, int n_in, dk_tensor *const *in,
+                          dk_tensor *out)
+{
+    dkh_kcall c = {.op = op, .args = a, .n_in = n_in, .out = out};
+    for (int i = 0; i < n_in; i++)
+        c.in[i] = in[i];
+    if (dkh_numel(out->ndim, out->shape) == 0)
+        return DK_OK;
+    return run_kernel(DKH_FWD, &c, out->storage->device.type);
+}
+
+dk_tensor *dkh_op_run(dkh_op_id op, const dkh_args *a, int n_in, dk_tensor *const *in)
+{
+    const dkh_op_def *def = dkh_op(op);
+    DKH_ASSERT(n_in == def->n_in);
+    for (int i = 0; i < n_in; i++)
+        if (!in[i]) {
+            /* Keep the first cause; only a NULL nobody explained gets a message. */
+            if (dk_last_status() == DK_OK)
+                dkh_op_fail(op, n_in, in, DK_ERR_ARG, "input %d is NULL", i);
+            return NULL;
+        }
+    for (int i = 1; i < n_in; i++) {
+        dk_device d0 = in[0]->storage->device, di = in[i]->storage->device;
+        if (d0.type != di.type || d0.index != di.index) {
+            dkh_op_fail(op, n_in, in, DK_ERR_ARG, "inputs are on different devices");
+            return NULL;
+        }
+    }
+    dkh_meta m;
+    memset(&m, 0, sizeof m);
+    m.device = n_in ? in[0]->storage->device : a->device;
+    if (def->infer(a, in, &m) != DK_OK)
+        return NULL;
+    dk_tensor *out;
+    if (def->flags & DKH_F_VIEW) {
+        out = dkh_tensor_wrap(in[0]->storage, &m);
+        if (!out)
+            return NULL;
+    } else {
+        out = dkh_tensor_alloc(m.dtype, m.ndim, m.shape, m.device);
+        if (!out)
+            return NULL;
+        if (dkh_op_run_into(op, a, n_in, in, out) != DK_OK) {
+            dkh_tensor_unref(out);
+            return NULL;
+        }
+    }
+    if ((def->flags & DKH_F_DIFF) && dk_grad_enabled() && dkh_is_float(m.dtype)) {
+        bool any = false;
+        for (int i = 0; i < n_in; i++)
+            any |= in[i]->requires_grad;
+        if (any && dkh_record(op, a, n_in, in, out) != DK_OK) {
+            dkh_tensor_unref(out);
+            return NULL;
+        }
+    }
+    return dkh_scope_adopt(out);
+}
+
+dk_tensor *dkh_run_backward_kernel(dkh_op_id op, const dkh_args *a, dk_tensor *in0,
+                                   dk_tensor *out, dk_tensor *gout)
+{
+    if (!in0 || !gout)
+        return NULL;
+    dk_tensor *gin = dkh_tensor_alloc(in0->dtype, in0->ndim, in0->shape, in0->storage->device);
+    if (!gin)
+        return NULL;
+    dkh_kcall c = {.op = op, .args = a, .n_in = 3, .in = {in0, out, gout}, .out = gin};
+    if (dkh_numel(gin->ndim, gin->shape) > 0 &&
+        run_kernel(DKH_BWD, &c, gin->storage->device.type) != DK_OK) {
+        dkh_tensor_unref(gin);
+        return NULL;
+    }
+    return dkh_scope_adopt(gin);
+}
+
+/* ---- broadcasting ------------------------------------------------------------------ */
+
+dk_status dkh_broadcast_shape(const char *op, int n, dk_tensor *const *in, dkh_meta *out)
+{
+    int nd = 0;
+    for (int i = 0; i < n; i++)
+        if (in[i]->ndim > nd)
+            nd = in[i]->ndim;
+    out->ndim = nd;
+    for (int d = 0; d < nd; d++) {
+        int64_t size = 1;
+        for (int i = 0; i < n; i++) {
+            int k = d - (nd - in[i]->ndim);
+            if (k < 0)
+                continue;
+            int64_t s = in[i]->shape[k];
+            if (s == size || s == 1)
+                continue;
+            if (size != 1) {
+                dkh_buf b = DKH_BUF_INIT;
+                for (int j = 0; j < n; j++) {
+                    if (j)
+                        dkh_buf_puts(&b, j == n - 1 ? " and " : ", ");
+                    dkh_describe(&b, in[j]);
+                }
+                dk_status st = dk_fail(DK_ERR_SHAPE, "%s: shapes %s do not broadcast (dim %d)",
+                                       op, dkh_buf_str(&b), d - nd);
+                dkh_buf_fini(&b);
+                return st;
+            }
+            size = s;
+        }
+        out->shape[d] = size;
+    }
+    dkh_contiguous_strides(nd, out->shape, out->strides);
+    return DK_OK;
+}
+
+void dkh_broadcast_strides(const dk_tensor *t, int ndim, const int64_t *shape, int64_t *strides)
+{
+    for (int d = 0; d < ndim; d++) {
+        int k = d - (ndim - t->ndim);
+        strides[d] = (k < 0 || (t->shape[k] == 1 && shape[d] != 1)) ? 0 : t->strides[k];
+    }
+}
+
+dk_tensor *dkh_sum_to(dk_tensor *g, int ndim, const int64_t *shape)
+{
+    if (!g)
+        return NULL;
+    int lead = g->ndim - ndim;
+    DKH_ASSERT(lead >= 0);
+    int dims[DK_MAX_DIMS], nd = 0;
+    for (int d = 0; d < g->ndim; d++)
+        if (d < lead || (shape[d - lead] == 1 && g->shape[d] != 1))
+            dims[nd++] = d;
+    if (nd == 0)
+        return g;
+    dk_tensor *s = dk_sum(g, dims, nd, true);
+    return lead ? dk_reshape(s, ndim, shape) : s;
+}
