@@ -22,6 +22,8 @@ void dkh_node_unref(dkh_node *n)
         return;
     for (int i = 0; i < n->n_in; i++)
         dkh_tensor_unref(n->in[i]);
+    for (int k = 0; k < n->n_aux; k++)
+        dkh_tensor_unref(n->aux[k]);
     dkh_tensor_unref(n->out);
     dk_free(n);
 }
@@ -35,7 +37,7 @@ static dk_tensor *detached_alias(dk_tensor *t)
 }
 
 dk_status dkh_record(dkh_op_id op, const dkh_args *a, int n_in, dk_tensor *const *in,
-                     dk_tensor *out)
+                     dk_tensor *out, int n_aux, dk_tensor *const *aux)
 {
     dkh_node *n = dk_calloc(1, sizeof *n);
     if (!n)
@@ -48,6 +50,9 @@ dk_status dkh_record(dkh_op_id op, const dkh_args *a, int n_in, dk_tensor *const
         n->in[i] = dk_tensor_retain(in[i]);
         n->needs[i] = in[i]->requires_grad;
     }
+    n->n_aux = n_aux;
+    for (int k = 0; k < n_aux; k++)
+        n->aux[k] = dk_tensor_retain(aux[k]);
     if (dkh_op(op)->flags & DKH_F_SAVE_OUT) {
         n->out = detached_alias(out);
         if (!n->out) {
@@ -226,7 +231,7 @@ dk_status dk_backward(dk_tensor *root, dk_tensor *grad, bool retain_graph)
                 continue;
             const dkh_op_def *def = dkh_op(n->op);
             dk_tensor *gin[DKH_MAX_IN] = {NULL};
-            st = def->backward(&n->args, n->in, n->out, n->gacc, n->needs, gin);
+            st = def->backward(&n->args, n->in, n->out, n->aux, n->gacc, n->needs, gin);
             for (int i = 0; i < n->n_in && st == DK_OK; i++) {
                 if (!n->needs[i])
                     continue;
@@ -253,6 +258,10 @@ dk_status dk_backward(dk_tensor *root, dk_tensor *grad, bool retain_graph)
             for (int i = 0; i < n->n_in; i++) {
                 dkh_tensor_unref(n->in[i]);
                 n->in[i] = NULL;
+            }
+            for (int j = 0; j < n->n_aux; j++) {
+                dkh_tensor_unref(n->aux[j]);
+                n->aux[j] = NULL;
             }
             dkh_tensor_unref(n->out);
             n->out = NULL;

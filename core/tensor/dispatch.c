@@ -100,21 +100,42 @@ static dk_status run_kernel(int dir, const dkh_kcall *c, int device_type)
                    dir == DKH_FWD ? "forward" : "backward", b ? b->name : "this device");
 }
 
-dk_status dkh_op_run_into(dkh_op_id op, const dkh_args *a, int n_in, dk_tensor *const *in,
-                          dk_tensor *out)
+/* Runs the forward kernel into out and aux (both allocated). */
+static dk_status run_forward(dkh_op_id op, const dkh_args *a, int n_in, dk_tensor *const *in,
+                             dk_tensor *out, int n_aux, dk_tensor *const *aux)
 {
-    dkh_kcall c = {.op = op, .args = a, .n_in = n_in, .out = out};
+    dkh_kcall c = {.op = op, .args = a, .n_in = n_in, .out = out, .n_aux = n_aux};
     for (int i = 0; i < n_in; i++)
         c.in[i] = in[i];
-    if (dkh_numel(out->ndim, out->shape) == 0)
+    for (int k = 0; k < n_aux; k++)
+        c.aux[k] = aux[k];
+    bool empty = dkh_numel(out->ndim, out->shape) == 0;
+    for (int k = 0; k < n_aux; k++)
+        empty &= dkh_numel(aux[k]->ndim, aux[k]->shape) == 0;
+    if (empty)
         return DK_OK;
     return run_kernel(DKH_FWD, &c, out->storage->device.type);
 }
 
-dk_tensor *dkh_op_run(dkh_op_id op, const dkh_args *a, int n_in, dk_tensor *const *in)
+dk_status dkh_op_run_into(dkh_op_id op, const dkh_args *a, int n_in, dk_tensor *const *in,
+                          dk_tensor *out)
+{
+    return run_forward(op, a, n_in, in, out, 0, NULL);
+}
+
+static void unref_all(int n, dk_tensor **t)
+{
+    for (int k = 0; k < n; k++) {
+        dkh_tensor_unref(t[k]);
+        t[k] = NULL;
+    }
+}
+
+dk_tensor *dkh_op_run_aux(dkh_op_id op, const dkh_args *a, int n_in, dk_tensor *const *in,
+                          dk_tensor **aux_out)
 {
     const dkh_op_def *def = dkh_op(op);
-    DKH_ASSERT(n_in == def->n_in);
+    DKH_ASSERT(n_in == def->n_in && n_in <= DKH_MAX_IN);
     for (int i = 0; i < n_in; i++)
         if (!in[i]) {
             /* Keep the first cause; only a NULL nobody explained gets a message. */
@@ -134,6 +155,9 @@ dk_tensor *dkh_op_run(dkh_op_id op, const dkh_args *a, int n_in, dk_tensor *cons
     m.device = n_in ? in[0]->storage->device : a->device;
     if (def->infer(a, in, &m) != DK_OK)
         return NULL;
+    DKH_ASSERT(m.n_aux >= 0 && m.n_aux <= DKH_MAX_AUX);
+    DKH_ASSERT(!(def->flags & DKH_F_VIEW) || m.n_aux == 0);
+    dk_tensor *aux[DKH_MAX_AUX] = {NULL};
     dk_tensor *out;
     if (def->flags & DKH_F_VIEW) {
         out = dkh_tensor_wrap(in[0]->storage, &m);
@@ -141,10 +165,19 @@ dk_tensor *dkh_op_run(dkh_op_id op, const dkh_args *a, int n_in, dk_tensor *cons
             return NULL;
     } else {
         out = dkh_tensor_alloc(m.dtype, m.ndim, m.shape, m.device);
-        if (!out)
-            return NULL;
-        if (dkh_op_run_into(op, a, n_in, in, out) != DK_OK) {
+        for (int k = 0; out && k < m.n_aux; k++) {
+            aux[k] = dkh_tensor_alloc(m.aux[k].dtype, m.aux[k].ndim, m.aux[k].shape, m.device);
+            if (!aux[k]) {
+                dkh_tensor_unref(out);
+                out = NULL;
+            }
+        }
+        if (out && run_forward(op, a, n_in, in, out, m.n_aux, aux) != DK_OK) {
             dkh_tensor_unref(out);
+            out = NULL;
+        }
+        if (!out) {
+            unref_all(m.n_aux, aux);
             return NULL;
         }
     }
@@ -152,12 +185,62 @@ dk_tensor *dkh_op_run(dkh_op_id op, const dkh_args *a, int n_in, dk_tensor *cons
         bool any = false;
         for (int i = 0; i < n_in; i++)
             any |= in[i]->requires_grad;
-        if (any && dkh_record(op, a, n_in, in, out) != DK_OK) {
+        if (any && dkh_record(op, a, n_in, in, out, m.n_aux, aux) != DK_OK) {
             dkh_tensor_unref(out);
+            unref_all(m.n_aux, aux);
             return NULL;
         }
     }
+    for (int k = 0; k < m.n_aux; k++) {
+        if (aux_out)
+            aux_out[k] = dkh_scope_adopt(aux[k]);
+        else
+            dkh_tensor_unref(aux[k]);
+    }
     return dkh_scope_adopt(out);
+}
+
+dk_tensor *dkh_op_run(dkh_op_id op, const dkh_args *a, int n_in, dk_tensor *const *in)
+{
+    return dkh_op_run_aux(op, a, n_in, in, NULL);
+}
+
+dk_status dkh_run_backward_kernel_n(dkh_op_id op, const dkh_args *a, int n_in,
+                                    dk_tensor *const *in, int n_out, dk_tensor *const *like,
+                                    dk_tensor **outs)
+{
+    DKH_ASSERT(n_in <= DKH_MAX_IN && n_out >= 1 && n_out <= 1 + DKH_MAX_AUX);
+    for (int k = 0; k < n_out; k++)
+        outs[k] = NULL;
+    for (int i = 0; i < n_in; i++)
+        if (!in[i] && i != 1) /* slot 1 (the output) may be absent by convention */
+            return dk_last_status() != DK_OK ? dk_last_status()
+                                             : dkh_op_fail(op, n_in, in, DK_ERR_ARG,
+                                                           "backward input %d is NULL", i);
+    dkh_kcall c = {.op = op, .args = a, .n_in = n_in, .n_aux = n_out - 1};
+    for (int i = 0; i < n_in; i++)
+        c.in[i] = in[i];
+    bool empty = true;
+    for (int k = 0; k < n_out; k++) {
+        outs[k] = dkh_tensor_alloc(like[k]->dtype, like[k]->ndim, like[k]->shape,
+                                   like[k]->storage->device);
+        if (!outs[k]) {
+            unref_all(k, outs);
+            return dk_last_status();
+        }
+        empty &= dkh_numel(outs[k]->ndim, outs[k]->shape) == 0;
+        if (k == 0)
+            c.out = outs[0];
+        else
+            c.aux[k - 1] = outs[k];
+    }
+    if (!empty && run_kernel(DKH_BWD, &c, outs[0]->storage->device.type) != DK_OK) {
+        unref_all(n_out, outs);
+        return dk_last_status();
+    }
+    for (int k = 0; k < n_out; k++)
+        dkh_scope_adopt(outs[k]);
+    return DK_OK;
 }
 
 dk_tensor *dkh_run_backward_kernel(dkh_op_id op, const dkh_args *a, dk_tensor *in0,
@@ -165,16 +248,9 @@ dk_tensor *dkh_run_backward_kernel(dkh_op_id op, const dkh_args *a, dk_tensor *i
 {
     if (!in0 || !gout)
         return NULL;
-    dk_tensor *gin = dkh_tensor_alloc(in0->dtype, in0->ndim, in0->shape, in0->storage->device);
-    if (!gin)
-        return NULL;
-    dkh_kcall c = {.op = op, .args = a, .n_in = 3, .in = {in0, out, gout}, .out = gin};
-    if (dkh_numel(gin->ndim, gin->shape) > 0 &&
-        run_kernel(DKH_BWD, &c, gin->storage->device.type) != DK_OK) {
-        dkh_tensor_unref(gin);
-        return NULL;
-    }
-    return dkh_scope_adopt(gin);
+    dk_tensor *in[3] = {in0, out, gout};
+    dk_tensor *gin = NULL;
+    return dkh_run_backward_kernel_n(op, a, 3, in, 1, &in0, &gin) == DK_OK ? gin : NULL;
 }
 
 /* ---- broadcasting ------------------------------------------------------------------ */

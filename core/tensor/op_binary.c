@@ -87,7 +87,7 @@ static bool binary_ref(const dkh_kcall *c)
 
 #define SUM_TO(g, t) dkh_sum_to((g), (t)->ndim, (t)->shape)
 
-static dk_status add_bwd(const dkh_args *a, dk_tensor *const *in, dk_tensor *out, dk_tensor *g,
+static dk_status add_bwd(const dkh_args *a, dk_tensor *const *in, dk_tensor *out, dk_tensor *const *aux, dk_tensor *g,
                          const bool *needs, dk_tensor **gin)
 {
     if (needs[0])
@@ -97,7 +97,7 @@ static dk_status add_bwd(const dkh_args *a, dk_tensor *const *in, dk_tensor *out
     return DK_OK;
 }
 
-static dk_status sub_bwd(const dkh_args *a, dk_tensor *const *in, dk_tensor *out, dk_tensor *g,
+static dk_status sub_bwd(const dkh_args *a, dk_tensor *const *in, dk_tensor *out, dk_tensor *const *aux, dk_tensor *g,
                          const bool *needs, dk_tensor **gin)
 {
     if (needs[0])
@@ -107,7 +107,7 @@ static dk_status sub_bwd(const dkh_args *a, dk_tensor *const *in, dk_tensor *out
     return DK_OK;
 }
 
-static dk_status mul_bwd(const dkh_args *a, dk_tensor *const *in, dk_tensor *out, dk_tensor *g,
+static dk_status mul_bwd(const dkh_args *a, dk_tensor *const *in, dk_tensor *out, dk_tensor *const *aux, dk_tensor *g,
                          const bool *needs, dk_tensor **gin)
 {
     if (needs[0])
@@ -118,7 +118,7 @@ static dk_status mul_bwd(const dkh_args *a, dk_tensor *const *in, dk_tensor *out
 }
 
 /* d(a/b)/db = -a/b^2 = -y/b. */
-static dk_status div_bwd(const dkh_args *a, dk_tensor *const *in, dk_tensor *out, dk_tensor *g,
+static dk_status div_bwd(const dkh_args *a, dk_tensor *const *in, dk_tensor *out, dk_tensor *const *aux, dk_tensor *g,
                          const bool *needs, dk_tensor **gin)
 {
     dk_tensor *gb = dk_div(g, in[1]);
@@ -130,7 +130,7 @@ static dk_status div_bwd(const dkh_args *a, dk_tensor *const *in, dk_tensor *out
 }
 
 /* d(a^b)/da = b a^(b-1);  d(a^b)/db = y log(a) (defined for a > 0). */
-static dk_status pow_bwd(const dkh_args *a, dk_tensor *const *in, dk_tensor *out, dk_tensor *g,
+static dk_status pow_bwd(const dkh_args *a, dk_tensor *const *in, dk_tensor *out, dk_tensor *const *aux, dk_tensor *g,
                          const bool *needs, dk_tensor **gin)
 {
     if (needs[0])
@@ -154,19 +154,19 @@ static dk_status minmax_bwd(dkh_op_id op, dk_tensor *const *in, dk_tensor *g, co
     return DK_OK;
 }
 
-static dk_status maximum_bwd(const dkh_args *a, dk_tensor *const *in, dk_tensor *out,
+static dk_status maximum_bwd(const dkh_args *a, dk_tensor *const *in, dk_tensor *out, dk_tensor *const *aux,
                              dk_tensor *g, const bool *needs, dk_tensor **gin)
 {
     return minmax_bwd(DKH_OP_MAXIMUM, in, g, needs, gin);
 }
 
-static dk_status minimum_bwd(const dkh_args *a, dk_tensor *const *in, dk_tensor *out,
+static dk_status minimum_bwd(const dkh_args *a, dk_tensor *const *in, dk_tensor *out, dk_tensor *const *aux,
                              dk_tensor *g, const bool *needs, dk_tensor **gin)
 {
     return minmax_bwd(DKH_OP_MINIMUM, in, g, needs, gin);
 }
 
-static dk_status where_bwd(const dkh_args *a, dk_tensor *const *in, dk_tensor *out, dk_tensor *g,
+static dk_status where_bwd(const dkh_args *a, dk_tensor *const *in, dk_tensor *out, dk_tensor *const *aux, dk_tensor *g,
                            const bool *needs, dk_tensor **gin)
 {
     dk_tensor *zero = dk_full(0, NULL, 0.0, g->dtype, dk_tensor_device(g));

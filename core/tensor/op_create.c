@@ -121,7 +121,7 @@ static bool copy_ref(const dkh_kcall *c)
     return true;
 }
 
-static dk_status copy_backward(const dkh_args *a, dk_tensor *const *in, dk_tensor *out,
+static dk_status copy_backward(const dkh_args *a, dk_tensor *const *in, dk_tensor *out, dk_tensor *const *aux,
                                dk_tensor *g, const bool *needs, dk_tensor **gin)
 {
     gin[0] = g;
@@ -155,7 +155,7 @@ static dk_status cast_infer(const dkh_args *a, dk_tensor *const *in, dkh_meta *m
     return DK_OK;
 }
 
-static dk_status cast_backward(const dkh_args *a, dk_tensor *const *in, dk_tensor *out,
+static dk_status cast_backward(const dkh_args *a, dk_tensor *const *in, dk_tensor *out, dk_tensor *const *aux,
                                dk_tensor *g, const bool *needs, dk_tensor **gin)
 {
     gin[0] = dk_cast(g, in[0]->dtype);

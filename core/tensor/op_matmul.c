@@ -62,7 +62,7 @@ static bool matmul_ref(const dkh_kcall *c)
     return true;
 }
 
-static dk_status matmul_bwd(const dkh_args *a, dk_tensor *const *in, dk_tensor *out,
+static dk_status matmul_bwd(const dkh_args *a, dk_tensor *const *in, dk_tensor *out, dk_tensor *const *aux,
                             dk_tensor *g, const bool *needs, dk_tensor **gin)
 {
     if (needs[0])

@@ -94,7 +94,7 @@ static dk_tensor *keep_form(dk_tensor *g, const dkh_args *a, const dk_tensor *x)
     return dk_reshape(g, x->ndim, shape);
 }
 
-static dk_status sum_bwd(const dkh_args *a, dk_tensor *const *in, dk_tensor *out, dk_tensor *g,
+static dk_status sum_bwd(const dkh_args *a, dk_tensor *const *in, dk_tensor *out, dk_tensor *const *aux, dk_tensor *g,
                          const bool *needs, dk_tensor **gin)
 {
     gin[0] = dk_expand(keep_form(g, a, in[0]), in[0]->ndim, in[0]->shape);
@@ -102,7 +102,7 @@ static dk_status sum_bwd(const dkh_args *a, dk_tensor *const *in, dk_tensor *out
 }
 
 /* The gradient goes to the elements equal to the extreme, split among ties. */
-static dk_status amax_bwd(const dkh_args *a, dk_tensor *const *in, dk_tensor *out, dk_tensor *g,
+static dk_status amax_bwd(const dkh_args *a, dk_tensor *const *in, dk_tensor *out, dk_tensor *const *aux, dk_tensor *g,
                           const bool *needs, dk_tensor **gin)
 {
     dk_tensor *x = in[0];

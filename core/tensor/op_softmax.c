@@ -52,7 +52,7 @@ static bool softmax_ref(const dkh_kcall *c)
     return true;
 }
 
-static dk_status softmax_bwd(const dkh_args *a, dk_tensor *const *in, dk_tensor *y,
+static dk_status softmax_bwd(const dkh_args *a, dk_tensor *const *in, dk_tensor *y, dk_tensor *const *aux,
                              dk_tensor *g, const bool *needs, dk_tensor **gin)
 {
     int d = (int)a->i[0];
@@ -60,7 +60,7 @@ static dk_status softmax_bwd(const dkh_args *a, dk_tensor *const *in, dk_tensor 
     return DK_OK;
 }
 
-static dk_status log_softmax_bwd(const dkh_args *a, dk_tensor *const *in, dk_tensor *y,
+static dk_status log_softmax_bwd(const dkh_args *a, dk_tensor *const *in, dk_tensor *y, dk_tensor *const *aux,
                                  dk_tensor *g, const bool *needs, dk_tensor **gin)
 {
     int d = (int)a->i[0];

@@ -163,7 +163,7 @@ static dk_status unary_backward_for(dkh_op_id op, const dkh_args *a, dk_tensor *
     {                                                                                           \
         return unary_infer_for(DKH_OP_##OP, in, m);                                            \
     }                                                                                           \
-    static dk_status name##_backward(const dkh_args *a, dk_tensor *const *in, dk_tensor *out,  \
+    static dk_status name##_backward(const dkh_args *a, dk_tensor *const *in, dk_tensor *out, dk_tensor *const *aux,  \
                                      dk_tensor *g, const bool *needs, dk_tensor **gin)          \
     {                                                                                           \
         return unary_backward_for(DKH_OP_##OP, a, in, out, g, gin);                            \

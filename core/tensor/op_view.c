@@ -71,7 +71,7 @@ static dk_status view_infer(const dkh_args *a, dk_tensor *const *in, dkh_meta *m
     return DK_OK;
 }
 
-static dk_status view_backward(const dkh_args *a, dk_tensor *const *in, dk_tensor *out,
+static dk_status view_backward(const dkh_args *a, dk_tensor *const *in, dk_tensor *out, dk_tensor *const *aux,
                                dk_tensor *g, const bool *needs, dk_tensor **gin)
 {
     gin[0] = dk_reshape(g, in[0]->ndim, in[0]->shape);
@@ -200,7 +200,7 @@ static dk_status permute_infer(const dkh_args *a, dk_tensor *const *in, dkh_meta
     return DK_OK;
 }
 
-static dk_status permute_backward(const dkh_args *a, dk_tensor *const *in, dk_tensor *out,
+static dk_status permute_backward(const dkh_args *a, dk_tensor *const *in, dk_tensor *out, dk_tensor *const *aux,
                                   dk_tensor *g, const bool *needs, dk_tensor **gin)
 {
     int inv[DK_MAX_DIMS];
@@ -269,7 +269,7 @@ static dk_status slice_infer(const dkh_args *a, dk_tensor *const *in, dkh_meta *
     return DK_OK;
 }
 
-static dk_status slice_backward(const dkh_args *a, dk_tensor *const *in, dk_tensor *out,
+static dk_status slice_backward(const dkh_args *a, dk_tensor *const *in, dk_tensor *out, dk_tensor *const *aux,
                                 dk_tensor *g, const bool *needs, dk_tensor **gin)
 {
     gin[0] = dkh_run_backward_kernel(DKH_OP_SLICE, a, in[0], NULL, g);
@@ -363,7 +363,7 @@ static dk_status expand_infer(const dkh_args *a, dk_tensor *const *in, dkh_meta 
     return DK_OK;
 }
 
-static dk_status expand_backward(const dkh_args *a, dk_tensor *const *in, dk_tensor *out,
+static dk_status expand_backward(const dkh_args *a, dk_tensor *const *in, dk_tensor *out, dk_tensor *const *aux,
                                  dk_tensor *g, const bool *needs, dk_tensor **gin)
 {
     gin[0] = dkh_sum_to(g, in[0]->ndim, in[0]->shape);

@@ -46,8 +46,12 @@ typedef enum dkh_op_id {
         DKH_OP_COUNT
 } dkh_op_id;
 
-#define DKH_MAX_IN 3
-#define DKH_MAX_OUT 1
+/* Most tensor inputs of one op (cat of more is done in rounds), and most
+ * auxiliary outputs: tensors an op's forward makes besides its result, kept
+ * for its backward and optionally handed to the caller (batch statistics,
+ * indices of a max). Auxiliary outputs are never differentiated. */
+#define DKH_MAX_IN 8
+#define DKH_MAX_AUX 3
 
 /* ---- storage and allocators -------------------------------------------------- */
 
@@ -95,6 +99,12 @@ struct dk_tensor {
 
 /* Shape and placement of an op's output, filled by the op's rule. For a view
  * op, strides and offset describe the view into input 0's storage. */
+typedef struct dkh_aux_meta {
+    dk_dtype dtype;
+    int ndim;
+    int64_t shape[DK_MAX_DIMS];
+} dkh_aux_meta;
+
 typedef struct dkh_meta {
     dk_dtype dtype;
     int ndim;
@@ -102,6 +112,8 @@ typedef struct dkh_meta {
     int64_t strides[DK_MAX_DIMS];
     int64_t offset;
     dk_device device;
+    int n_aux;                      /* auxiliary outputs to allocate (contiguous) */
+    dkh_aux_meta aux[DKH_MAX_AUX];
 } dkh_meta;
 
 /* An unowned tensor (refs 1, in no scope) over storage (a reference is taken). */
@@ -143,15 +155,19 @@ typedef struct dkh_args {
     dk_rng rng;
 } dkh_args;
 
-/* A kernel invocation. Forward: in = the op's inputs, out[0] = the result,
- * already allocated. Backward (a dedicated backward kernel): in = {input 0,
- * output 0 (or NULL), grad of output 0}, out[0] = grad of input 0. */
+/* A kernel invocation. Forward: in = the op's inputs, out = the result and
+ * aux = the auxiliary outputs the rule asked for, all already allocated.
+ * Backward (a dedicated backward kernel): in = whatever the op's backward
+ * passes (by default {input 0, output 0 or NULL, grad of output 0}), out =
+ * the first gradient, aux = further gradients it asked for. */
 typedef struct dkh_kcall {
     dkh_op_id op;
     const dkh_args *args;
     int n_in;
     const dk_tensor *in[DKH_MAX_IN];
     dk_tensor *out;
+    int n_aux;
+    dk_tensor *aux[DKH_MAX_AUX];
 } dkh_kcall;
 
 /* Returns false when it does not handle this call (e.g. its dtype); the
@@ -177,9 +193,11 @@ typedef struct dkh_op_def {
     dk_status (*infer)(const dkh_args *a, dk_tensor *const *in, dkh_meta *out);
     /* Gradients of the inputs that need one (needs[i]) from gout, the gradient
      * of output 0, written with other ops (or dkh_run_backward_kernel). out is
-     * a detached alias of the output when DKH_F_SAVE_OUT, else NULL. */
+     * a detached alias of the output when DKH_F_SAVE_OUT, else NULL; aux are
+     * the auxiliary outputs the forward made (NULL beyond meta.n_aux). */
     dk_status (*backward)(const dkh_args *a, dk_tensor *const *in, dk_tensor *out,
-                          dk_tensor *gout, const bool *needs, dk_tensor **gin);
+                          dk_tensor *const *aux, dk_tensor *gout, const bool *needs,
+                          dk_tensor **gin);
     dkh_kernel ref[2]; /* plain reference kernels (CPU): forward, dedicated backward */
 } dkh_op_def;
 
@@ -204,6 +222,10 @@ const dkh_backend *dkh_cpu_backend(void);
  * records a tape node when grad mode is on and an input requires grad.
  * Returns a new tensor owned by the current scope, or NULL. */
 dk_tensor *dkh_op_run(dkh_op_id op, const dkh_args *a, int n_in, dk_tensor *const *in);
+/* The same, also handing the op's auxiliary outputs to the caller: aux_out[i]
+ * (i < the rule's n_aux) become new tensors owned by the current scope. */
+dk_tensor *dkh_op_run_aux(dkh_op_id op, const dkh_args *a, int n_in, dk_tensor *const *in,
+                          dk_tensor **aux_out);
 /* Runs op's forward kernel into a preallocated out (no tape), e.g. to
  * accumulate a gradient in place. Inputs must already satisfy the op's rule. */
 dk_status dkh_op_run_into(dkh_op_id op, const dkh_args *a, int n_in, dk_tensor *const *in,
@@ -214,6 +236,12 @@ dk_status dkh_op_fail(dkh_op_id op, int n_in, dk_tensor *const *in, dk_status st
 /* Runs op's dedicated backward kernel: returns a new tensor shaped like in0. */
 dk_tensor *dkh_run_backward_kernel(dkh_op_id op, const dkh_args *a, dk_tensor *in0,
                                    dk_tensor *out, dk_tensor *gout);
+/* The general form: the kernel reads in[0..n_in) and writes n_out new
+ * gradients, outs[k] shaped and typed like like[k] (outs[0] is kcall.out, the
+ * rest kcall.aux). On failure every outs[k] is NULL. Scope-owned. */
+dk_status dkh_run_backward_kernel_n(dkh_op_id op, const dkh_args *a, int n_in,
+                                    dk_tensor *const *in, int n_out, dk_tensor *const *like,
+                                    dk_tensor **outs);
 /* Forces reference kernels on this thread (tests compare fast vs reference). */
 bool dkh_force_reference(bool on);
 
@@ -234,6 +262,8 @@ struct dkh_node {
     dk_tensor *in[DKH_MAX_IN]; /* strong references; NULL once the graph is freed */
     bool needs[DKH_MAX_IN];
     dk_tensor *out; /* detached alias of the output (DKH_F_SAVE_OUT) */
+    int n_aux;
+    dk_tensor *aux[DKH_MAX_AUX]; /* the forward's auxiliary outputs, owned */
     bool freed;     /* the graph was released by a backward */
     /* Backward scratch. */
     dk_tensor *gacc;
@@ -242,9 +272,10 @@ struct dkh_node {
 };
 
 void dkh_node_unref(dkh_node *n);
-/* Records a node for op making out from in. */
+/* Records a node for op making out (and aux) from in; the node takes its
+ * own references to in and aux. */
 dk_status dkh_record(dkh_op_id op, const dkh_args *a, int n_in, dk_tensor *const *in,
-                     dk_tensor *out);
+                     dk_tensor *out, int n_aux, dk_tensor *const *aux);
 /* Drops the reference a scope or owner held (tensor.c). */
 void dkh_tensor_unref(dk_tensor *t);
 
