@@ -17,8 +17,15 @@
 #include <stdatomic.h>
 
 /* ---- the op list -------------------------------------------------------------
- * X(ENUM, name). Order is irrelevant to the ABI (it never leaves libdk). */
-#define DKH_OP_LIST(X)                                                                     \
+ * X(ENUM, name). Order is irrelevant to the ABI (it never leaves libdk). The
+ * list is the core group below plus one group per family of ops, each in its
+ * own header next to the files that define its ops. */
+#include "op_list_nn.h"
+#include "op_list_index.h"
+
+#define DKH_OP_LIST(X) DKH_OPS_CORE(X) DKH_OPS_NN(X) DKH_OPS_INDEX(X)
+
+#define DKH_OPS_CORE(X)                                                                    \
     /* creation */                                                                        \
     X(FULL, full) X(ARANGE, arange) X(RAND, rand) X(RANDN, randn)                         \
     /* copy and cast */                                                                   \

@@ -151,6 +151,12 @@
     F(, dk_tensor *, dk_linear, (dk_tensor *x, dk_tensor *w, dk_tensor *b), (x, w, b))  \
     F(, dk_tensor *, dk_softmax, (dk_tensor *x, int dim), (x, dim))                     \
     F(, dk_tensor *, dk_log_softmax, (dk_tensor *x, int dim), (x, dim))                 \
+    /* --- ops: neural-network layers (nn.h) ----------------------------- since 1.1 */ \
+    /* (end of the nn entries) */                                                      \
+    /* --- ops: indexing, sorting, losses, geometry (ops.h) -------------- since 1.1 */ \
+    /* (end of the index entries) */                                                   \
+    /* --- custom ops, devices and runtime settings (tensor.h) ----------- since 1.1 */ \
+    /* (end of the runtime entries) */                                                 \
     /* --- append new entries above this line, with their minor ----------------- */
 
 #endif /* DK_API_LIST_H */
