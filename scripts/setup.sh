@@ -10,8 +10,9 @@ build_dir=${1:-build}
 shift || true
 
 # Build: compiler, CMake, pkg-config; libyaml (configs), zlib (gzip data
-# files); tests: cmocka, binutils (nm); the demo's data: Fashion-MNIST.
-packages=(build-essential cmake pkg-config libyaml-dev zlib1g-dev libcmocka-dev binutils
+# files), oneDNN (CPU convolution, normalisation, matmul); tests: cmocka,
+# binutils (nm); the demo's data: Fashion-MNIST.
+packages=(build-essential cmake pkg-config libyaml-dev zlib1g-dev libcmocka-dev binutils libdnnl-dev
           dataset-fashion-mnist)
 
 missing=()

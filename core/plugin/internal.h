@@ -17,7 +17,10 @@
 typedef struct dkh_plugin_rec {
     dkh_plugin pub;
     char *base;         /* file name without directory, for shadowing */
-    atomic_size_t live; /* dk_objects of its types still alive */
+    atomic_size_t live; /* dk_objects of its types still alive, and custom-op
+                           calls and tape nodes that hold its code */
+    uint64_t serial;    /* unique per load, never reused: how custom ops
+                           (core/tensor/custom_op.c) find their plugin */
 } dkh_plugin_rec;
 
 /* The state of one registration session: the init of one plugin file, or a

@@ -13,6 +13,8 @@
 #include "host_api.h"
 #include "internal.h"
 
+#include "../tensor/custom_op.h"
+
 #include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
@@ -118,6 +120,9 @@ static dk_status run_init(dkh_registry *r, dkh_plugin_rec *p, const dk_plugin_de
     }
     if (out == DK_OK)
         dkh_reg_commit(r, p, &g);
+    /* Custom ops staged by this init become callable with the plugin, or go
+     * with its refusal. */
+    dkh_custom_ops_finish(&g, out == DK_OK);
     dkh_registrar_fini(&g);
     c->g = NULL;
     return out;
@@ -229,6 +234,8 @@ dk_status dkh_registry_load_file(dkh_registry *r, const char *path)
     p->pub.desc = d;
     p->base = dkh_strdup(base_name(path));
     atomic_init(&p->live, 0);
+    static atomic_uint_fast64_t next_serial = 1;
+    p->serial = atomic_fetch_add(&next_serial, 1);
 
     s = run_init(r, p, &dd, &c);
     if (s == DK_OK)

@@ -13,6 +13,7 @@
 #include "internal.h"
 
 #include "../cfg/cfg.h"
+#include "../tensor/custom_op.h"
 
 #include <dk/status.h>
 
@@ -330,6 +331,47 @@ dk_status dk_register(dk_registrar *reg, const dk_type_info *info)
     return s;
 }
 
+/* Custom ops: checked and staged by core/tensor/custom_op.c, which owns the
+ * op table; this side only knows the session and the plugin it belongs to. */
+dk_status dk_op_register(dk_registrar *reg, const dk_op_info *info, int32_t *id)
+{
+    if (id)
+        *id = -1;
+    if (!reg)
+        return dk_fail(DK_ERR_ARG, "dk_op_register: registrar is NULL (call it from the "
+                                   "plugin's init with the registrar init received)");
+    dkh_op_owner owner = {.serial = reg->plugin ? reg->plugin->serial : 0,
+                          .path = reg->path,
+                          .session = reg};
+    dk_status s = dkh_custom_op_stage(info, &owner, id);
+    /* As with types: an ignored failure still refuses the plugin. */
+    if (s != DK_OK && reg->failed == DK_OK) {
+        reg->failed = s;
+        reg->fail_msg = dkh_strdup(dk_last_error());
+    }
+    return s;
+}
+
+bool dkh_plugin_hold(uint64_t serial, int delta, const char **path)
+{
+    const dkh_registry *r = dkh_registry_current();
+    size_t n = r ? dkh_registry_n_plugins(r) : 0;
+    for (size_t i = 0; i < n; i++) {
+        /* Every plugin the registry hands out is the head of its record. */
+        dkh_plugin_rec *p = (dkh_plugin_rec *)dkh_registry_plugin_at(r, i);
+        if (p->serial != serial)
+            continue;
+        if (delta > 0)
+            atomic_fetch_add(&p->live, (size_t)delta);
+        else if (delta < 0)
+            atomic_fetch_sub(&p->live, (size_t)-delta);
+        if (path)
+            *path = p->pub.path;
+        return true;
+    }
+    return false;
+}
+
 dk_status dkh_registry_add_builtin(dkh_registry *r, const dk_type_info *info)
 {
     dk_registrar g;
@@ -337,6 +379,7 @@ dk_status dkh_registry_add_builtin(dkh_registry *r, const dk_type_info *info)
     dk_status s = stage(&g, info);
     if (s == DK_OK)
         dkh_reg_commit(r, NULL, &g);
+    dkh_custom_ops_finish(&g, s == DK_OK);
     dkh_registrar_fini(&g);
     return s;
 }

@@ -10,8 +10,11 @@
  * retain_graph it then drops every node's saved tensors and marks it freed, so
  * a second backward through it fails with a message instead of reading
  * released memory.
+ *
+ * A node of a custom op also holds the op's call record (its attrs and a
+ * hold on the plugin that owns its code) until the node itself is freed.
  */
-#include "tensor_impl.h"
+#include "custom_op.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +28,7 @@ void dkh_node_unref(dkh_node *n)
     for (int k = 0; k < n->n_aux; k++)
         dkh_tensor_unref(n->aux[k]);
     dkh_tensor_unref(n->out);
+    dkh_custom_args_release(n->op, &n->args);
     dk_free(n);
 }
 
@@ -45,6 +49,7 @@ dk_status dkh_record(dkh_op_id op, const dkh_args *a, int n_in, dk_tensor *const
     n->refs = 1;
     n->op = op;
     n->args = *a;
+    dkh_custom_args_retain(op, a);
     n->n_in = n_in;
     for (int i = 0; i < n_in; i++) {
         n->in[i] = dk_tensor_retain(in[i]);

@@ -6,9 +6,18 @@
  * reference kernel when the backend has none for this op or dtype), and a
  * tape node is recorded when gradients are wanted. Keeping this in one place
  * is what makes error messages, scopes and autograd uniform across ops.
+ * Custom ops (custom_op.c) have ids past the static list and take the same
+ * path; only their definitions and kernels are looked up elsewhere.
+ *
+ * The runtime settings live here too because this is where they take
+ * effect: the thread count is applied to OpenMP on the thread that is about
+ * to run a kernel, and deterministic mode is read by the kernels.
  */
-#include "tensor_impl.h"
+#include "custom_op.h"
 
+#include <omp.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const dkh_op_def *const op_table[DKH_OP_COUNT] = {
@@ -25,13 +34,98 @@ static const char *const op_names[DKH_OP_COUNT] = {
 
 const dkh_op_def *dkh_op(dkh_op_id id)
 {
-    DKH_ASSERT((unsigned)id < DKH_OP_COUNT);
+    if (dkh_op_is_custom(id)) {
+        const dkh_op_def *d = dkh_custom_op_def(id);
+        DKH_ASSERT(d != NULL && "an op id that was never registered");
+        return d;
+    }
     return op_table[id];
 }
 
 const char *dkh_op_name(dkh_op_id id)
 {
-    return (unsigned)id < DKH_OP_COUNT ? op_names[id] : "?";
+    if (dkh_op_is_custom(id)) {
+        const dkh_op_def *d = dkh_custom_op_def(id);
+        return d ? d->name : "?";
+    }
+    return op_names[id];
+}
+
+/* ---- runtime settings ------------------------------------------------------------- */
+
+static atomic_int num_threads;   /* 0 until first resolved */
+static atomic_bool deterministic;
+static _Thread_local int applied_threads; /* what this thread last gave OpenMP */
+
+static pthread_once_t omp_once = PTHREAD_ONCE_INIT;
+static int omp_default;
+
+/* What OpenMP would use by itself, read before this file ever changes it
+ * (apply_threads only runs after dk_get_num_threads resolved the default). */
+static void capture_omp_default(void)
+{
+    int n = omp_get_max_threads();
+    omp_default = n > 0 ? n : 1;
+}
+
+/* DK_NUM_THREADS when it is a positive integer, else what OpenMP would use
+ * by itself (OMP_NUM_THREADS, or every core this process may run on). */
+static int default_threads(void)
+{
+    const char *env = getenv("DK_NUM_THREADS");
+    if (env && *env) {
+        char *end;
+        long n = strtol(env, &end, 10);
+        if (*end == '\0' && n > 0 && n <= 4096)
+            return (int)n;
+        dk_log(DK_LOG_WARN, "DK_NUM_THREADS='%s' is not a positive integer; using the default",
+               env);
+    }
+    pthread_once(&omp_once, capture_omp_default);
+    return omp_default;
+}
+
+dk_status dk_set_num_threads(int n)
+{
+    pthread_once(&omp_once, capture_omp_default); /* before any thread count is applied */
+    if (n < 0)
+        return dk_fail(DK_ERR_ARG, "dk_set_num_threads: %d threads; give n >= 1, or 0 for the "
+                                   "default", n);
+    atomic_store(&num_threads, n ? n : default_threads());
+    return DK_OK;
+}
+
+int dk_get_num_threads(void)
+{
+    int n = atomic_load(&num_threads);
+    if (n == 0) {
+        int want = default_threads();
+        /* Another thread may have resolved or set it meanwhile; keep theirs. */
+        atomic_compare_exchange_strong(&num_threads, &n, want);
+        n = atomic_load(&num_threads);
+    }
+    return n;
+}
+
+bool dk_set_deterministic(bool on)
+{
+    return atomic_exchange(&deterministic, on);
+}
+
+bool dk_deterministic(void)
+{
+    return atomic_load(&deterministic);
+}
+
+/* OpenMP's thread count is per calling thread; every thread that runs
+ * kernels (the main one, data-loader workers) picks the setting up here. */
+static void apply_threads(void)
+{
+    int n = dk_get_num_threads();
+    if (applied_threads != n) {
+        omp_set_num_threads(n);
+        applied_threads = n;
+    }
 }
 
 static const dkh_backend *backends[DK_DEVICE_TYPE_COUNT];
@@ -83,14 +177,29 @@ dk_status dkh_op_fail(dkh_op_id op, int n_in, dk_tensor *const *in, dk_status st
     return s;
 }
 
+static _Thread_local dk_status kernel_status;
+
+void dkh_kernel_failed(dk_status st)
+{
+    kernel_status = st;
+}
+
 /* Runs the kernel for (op, dir) on call; the reference kernel when the
  * backend has none or declines this call. */
 static dk_status run_kernel(int dir, const dkh_kcall *c, int device_type)
 {
+    apply_threads();
+    if (dkh_op_is_custom(c->op))
+        return dkh_custom_run_kernel(dir, c, device_type);
     const dkh_op_def *def = dkh_op(c->op);
     const dkh_backend *b = backend_of(device_type);
-    if (!force_ref && b && b->kernels[c->op][dir] && b->kernels[c->op][dir](c))
-        return DK_OK;
+    if (!force_ref && b && b->kernels[c->op][dir]) {
+        kernel_status = DK_OK;
+        if (b->kernels[c->op][dir](c))
+            return DK_OK;
+        if (kernel_status != DK_OK)
+            return kernel_status;
+    }
     if (device_type == DK_DEVICE_CPU && def->ref[dir]) {
         bool ok = def->ref[dir](c);
         DKH_ASSERT(ok && "a reference kernel declined a call its rule accepted");
@@ -155,6 +264,11 @@ dk_tensor *dkh_op_run_aux(dkh_op_id op, const dkh_args *a, int n_in, dk_tensor *
     m.device = n_in ? in[0]->storage->device : a->device;
     if (def->infer(a, in, &m) != DK_OK)
         return NULL;
+    /* Only the CPU is always there; a device backend says why it is not. */
+    if (m.device.type != DK_DEVICE_CPU && dkh_device_ready(m.device) != DK_OK) {
+        dk_error_prefix("%s", def->name);
+        return NULL;
+    }
     DKH_ASSERT(m.n_aux >= 0 && m.n_aux <= DKH_MAX_AUX);
     DKH_ASSERT(!(def->flags & DKH_F_VIEW) || m.n_aux == 0);
     dk_tensor *aux[DKH_MAX_AUX] = {NULL};

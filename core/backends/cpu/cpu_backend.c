@@ -6,6 +6,8 @@
  * suite (tests/ops).
  */
 #include "cpu.h"
+#include "cpu_index.h"
+#include "dnnl_cpu.h"
 
 #include <pthread.h>
 #include <string.h>
@@ -100,9 +102,22 @@ static void cpu_fill(void)
     b.kernels[DKH_OP_SUM][DKH_FWD] = dkh_cpu_reduce;
     b.kernels[DKH_OP_AMAX][DKH_FWD] = dkh_cpu_reduce;
     b.kernels[DKH_OP_AMIN][DKH_FWD] = dkh_cpu_reduce;
-    b.kernels[DKH_OP_MATMUL][DKH_FWD] = dkh_cpu_matmul;
+    b.kernels[DKH_OP_MATMUL][DKH_FWD] = dkh_dnnl_matmul; /* f32 via oneDNN, else dkh_cpu_matmul */
     b.kernels[DKH_OP_SOFTMAX][DKH_FWD] = dkh_cpu_softmax;
     b.kernels[DKH_OP_LOG_SOFTMAX][DKH_FWD] = dkh_cpu_softmax;
+    /* Neural-network ops (oneDNN and own kernels; dnnl_cpu.h). */
+    b.kernels[DKH_OP_CONV2D][DKH_FWD] = dkh_dnnl_conv2d;
+    b.kernels[DKH_OP_CONV2D_BWD_DATA][DKH_FWD] = dkh_dnnl_conv2d_bwd_data;
+    b.kernels[DKH_OP_CONV2D_BWD_WEIGHT][DKH_FWD] = dkh_dnnl_conv2d_bwd_weight;
+    b.kernels[DKH_OP_BATCH_NORM][DKH_FWD] = dkh_cpu_batch_norm;
+    b.kernels[DKH_OP_BATCH_NORM][DKH_BWD] = dkh_cpu_batch_norm_bwd;
+    b.kernels[DKH_OP_MAX_POOL2D][DKH_FWD] = dkh_cpu_max_pool2d;
+    b.kernels[DKH_OP_MAX_POOL2D][DKH_BWD] = dkh_cpu_max_pool2d_bwd;
+    b.kernels[DKH_OP_AVG_POOL2D][DKH_FWD] = dkh_cpu_avg_pool2d;
+    b.kernels[DKH_OP_AVG_POOL2D][DKH_BWD] = dkh_cpu_avg_pool2d_bwd;
+    b.kernels[DKH_OP_ADAPTIVE_AVG_POOL2D][DKH_FWD] = dkh_cpu_adaptive_avg_pool2d;
+    b.kernels[DKH_OP_ADAPTIVE_AVG_POOL2D][DKH_BWD] = dkh_cpu_adaptive_avg_pool2d_bwd;
+    dkh_cpu_fill_index(&b); /* indexing, sorting, losses, resampling (cpu_index.h) */
     cpu = b;
 }
 

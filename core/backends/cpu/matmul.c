@@ -8,6 +8,9 @@
  * Built at -O3 with one clone per vector width (AVX-512, AVX2, baseline).
  * This is a placeholder until oneDNN's matmul is wired in; it is tested
  * against the reference kernel like every fast kernel.
+ * Each element of C is accumulated by one thread over K in a fixed order and
+ * the work split depends on the shape only, so the bits do not depend on the
+ * thread count: deterministic mode (dk_deterministic) needs nothing more here.
  */
 #include "cpu.h"
 

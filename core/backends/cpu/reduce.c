@@ -4,7 +4,10 @@
  * reduced sub-block with the innermost reduced dim as the inner loop (unit
  * stride when the reduction is over trailing dims, the common case). Sums
  * accumulate in double, which keeps f32 results within rounding of the
- * reference. A reduction to a single value splits the reduced range instead.
+ * reference. A reduction to a single value splits the reduced range instead,
+ * into chunks fixed by the shape alone whose partial sums are added in chunk
+ * order: the bits never depend on the thread count (dk_set_deterministic's
+ * promise), at no cost, since the chunks are as parallel as the threads.
  */
 #include "cpu.h"
 
@@ -79,10 +82,17 @@ bool dkh_cpu_reduce(const dkh_kcall *c)
     char *ob = dkh_base(c->out);
     dkh_op_id op = c->op;
     if (nout == 1 && op == DKH_OP_SUM && outer > 1 && nred >= DKH_CPU_PAR_MIN) {
+        /* An OpenMP reduction would add per-thread partials, so the result
+         * would change with the thread count. */
+        enum { CHUNKS = 64 };
+        int64_t nch = outer < CHUNKS ? outer : CHUNKS;
+        double part[CHUNKS];
+#pragma omp parallel for schedule(static)
+        for (int64_t k = 0; k < nch; k++)
+            part[k] = block(dt, op, xb, &r, outer * k / nch, outer * (k + 1) / nch);
         double acc = 0;
-#pragma omp parallel for schedule(static) reduction(+ : acc)
-        for (int64_t q = 0; q < outer; q++)
-            acc += block(dt, op, xb, &r, q, q + 1);
+        for (int64_t k = 0; k < nch; k++)
+            acc += part[k];
         dkh_store(ob, dt, 0, acc);
         return true;
     }

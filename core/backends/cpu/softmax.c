@@ -1,7 +1,9 @@
 /* core/backends/cpu/softmax.c — fast f32/f64 softmax and log_softmax over a
  * contiguous last dim (the logits case); other layouts use the reference.
  * Rows are independent and split across threads; each is three passes (max,
- * sum of exponentials, write) with the sum in double.
+ * sum of exponentials, write) with the sum in double. One thread owns a row,
+ * so its sum has a fixed order whatever the thread count (deterministic mode
+ * needs nothing more here).
  */
 #include "cpu.h"
 

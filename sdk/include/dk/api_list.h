@@ -152,10 +152,60 @@
     F(, dk_tensor *, dk_softmax, (dk_tensor *x, int dim), (x, dim))                     \
     F(, dk_tensor *, dk_log_softmax, (dk_tensor *x, int dim), (x, dim))                 \
     /* --- ops: neural-network layers (nn.h) ----------------------------- since 1.1 */ \
+    F(, dk_tensor *, dk_conv2d, (dk_tensor *x, dk_tensor *w, dk_tensor *b, const int64_t *stride, const int64_t *padding, const int64_t *dilation, int64_t groups), (x, w, b, stride, padding, dilation, groups)) \
+    F(, dk_tensor *, dk_conv_transpose2d, (dk_tensor *x, dk_tensor *w, dk_tensor *b, const int64_t *stride, const int64_t *padding, const int64_t *output_padding, const int64_t *dilation, int64_t groups), (x, w, b, stride, padding, output_padding, dilation, groups)) \
+    F(, dk_tensor *, dk_batch_norm, (dk_tensor *x, dk_tensor *weight, dk_tensor *bias, dk_tensor *running_mean, dk_tensor *running_var, bool training, double momentum, double eps), (x, weight, bias, running_mean, running_var, training, momentum, eps)) \
+    F(, dk_tensor *, dk_max_pool2d, (dk_tensor *x, const int64_t *kernel, const int64_t *stride, const int64_t *padding, const int64_t *dilation, bool ceil_mode), (x, kernel, stride, padding, dilation, ceil_mode)) \
+    F(, dk_tensor *, dk_avg_pool2d, (dk_tensor *x, const int64_t *kernel, const int64_t *stride, const int64_t *padding, bool ceil_mode, bool count_include_pad), (x, kernel, stride, padding, ceil_mode, count_include_pad)) \
+    F(, dk_tensor *, dk_adaptive_avg_pool2d, (dk_tensor *x, const int64_t *output_size), (x, output_size)) \
     /* (end of the nn entries) */                                                      \
     /* --- ops: indexing, sorting, losses, geometry (ops.h) -------------- since 1.1 */ \
+    F(, dk_tensor *, dk_cat, (dk_tensor *const *xs, int n, int dim), (xs, n, dim))      \
+    F(, dk_tensor *, dk_stack, (dk_tensor *const *xs, int n, int dim), (xs, n, dim))    \
+    F(DK_CHECK, dk_status, dk_split, (dk_tensor *x, int64_t split_size, int dim, int max_out, dk_tensor **out, int *n_out), (x, split_size, dim, max_out, out, n_out)) \
+    F(DK_CHECK, dk_status, dk_split_sizes, (dk_tensor *x, const int64_t *sizes, int n, int dim, dk_tensor **out), (x, sizes, n, dim, out)) \
+    F(DK_CHECK, dk_status, dk_chunk, (dk_tensor *x, int chunks, int dim, dk_tensor **out, int *n_out), (x, chunks, dim, out, n_out)) \
+    F(, dk_tensor *, dk_index_select, (dk_tensor *x, int dim, dk_tensor *index), (x, dim, index)) \
+    F(, dk_tensor *, dk_index_put, (dk_tensor *x, int dim, dk_tensor *index, dk_tensor *values, bool accumulate), (x, dim, index, values, accumulate)) \
+    F(, dk_tensor *, dk_gather, (dk_tensor *x, int dim, dk_tensor *index), (x, dim, index)) \
+    F(, dk_tensor *, dk_scatter, (dk_tensor *x, int dim, dk_tensor *index, dk_tensor *src), (x, dim, index, src)) \
+    F(, dk_tensor *, dk_scatter_add, (dk_tensor *x, int dim, dk_tensor *index, dk_tensor *src), (x, dim, index, src)) \
+    F(, dk_tensor *, dk_masked_fill, (dk_tensor *x, dk_tensor *mask, double value), (x, mask, value)) \
+    F(, dk_tensor *, dk_nonzero, (dk_tensor *x), (x))                                   \
+    F(, dk_tensor *, dk_max_dim, (dk_tensor *x, int dim, bool keepdim, dk_tensor **indices), (x, dim, keepdim, indices)) \
+    F(, dk_tensor *, dk_min_dim, (dk_tensor *x, int dim, bool keepdim, dk_tensor **indices), (x, dim, keepdim, indices)) \
+    F(, dk_tensor *, dk_sort, (dk_tensor *x, int dim, bool descending, dk_tensor **indices), (x, dim, descending, indices)) \
+    F(, dk_tensor *, dk_argsort, (dk_tensor *x, int dim, bool descending), (x, dim, descending)) \
+    F(, dk_tensor *, dk_topk, (dk_tensor *x, int64_t k, int dim, bool largest, dk_tensor **indices), (x, k, dim, largest, indices)) \
+    F(, dk_tensor *, dk_norm, (dk_tensor *x, const int *dims, int ndims, bool keepdim), (x, dims, ndims, keepdim)) \
+    F(, dk_tensor *, dk_cross_entropy, (dk_tensor *logits, dk_tensor *target, dk_tensor *weight, int64_t ignore_index, double label_smoothing, int reduction), (logits, target, weight, ignore_index, label_smoothing, reduction)) \
+    F(, dk_tensor *, dk_nll_loss, (dk_tensor *log_probs, dk_tensor *target, dk_tensor *weight, int64_t ignore_index, int reduction), (log_probs, target, weight, ignore_index, reduction)) \
+    F(, dk_tensor *, dk_binary_cross_entropy_with_logits, (dk_tensor *x, dk_tensor *target, dk_tensor *weight, dk_tensor *pos_weight, int reduction), (x, target, weight, pos_weight, reduction)) \
+    F(, dk_tensor *, dk_sigmoid_focal_loss, (dk_tensor *x, dk_tensor *target, double alpha, double gamma, int reduction), (x, target, alpha, gamma, reduction)) \
+    F(, dk_tensor *, dk_smooth_l1_loss, (dk_tensor *x, dk_tensor *target, double beta, int reduction), (x, target, beta, reduction)) \
+    F(, dk_tensor *, dk_l1_loss, (dk_tensor *x, dk_tensor *target, int reduction), (x, target, reduction)) \
+    F(, dk_tensor *, dk_mse_loss, (dk_tensor *x, dk_tensor *target, int reduction), (x, target, reduction)) \
+    F(, dk_tensor *, dk_interpolate, (dk_tensor *x, const int64_t *size, const double *scale_factor, int mode, bool align_corners), (x, size, scale_factor, mode, align_corners)) \
+    F(, dk_tensor *, dk_pad, (dk_tensor *x, const int64_t *pads, int npads, int mode, double value), (x, pads, npads, mode, value)) \
+    F(, dk_tensor *, dk_dropout, (dk_tensor *x, double p, bool training, dk_rng *rng), (x, p, training, rng)) \
+    F(, dk_tensor *, dk_box_iou, (dk_tensor *boxes1, dk_tensor *boxes2), (boxes1, boxes2)) \
+    F(, dk_tensor *, dk_batched_nms, (dk_tensor *boxes, dk_tensor *scores, dk_tensor *class_ids, double iou_threshold), (boxes, scores, class_ids, iou_threshold)) \
+    F(, dk_tensor *, dk_nms, (dk_tensor *boxes, dk_tensor *scores, double iou_threshold), (boxes, scores, iou_threshold)) \
     /* (end of the index entries) */                                                   \
     /* --- custom ops, devices and runtime settings (tensor.h) ----------- since 1.1 */ \
+    F(, dk_tensor *, dk_to, (dk_tensor *x, dk_device device), (x, device))              \
+    F(, int, dk_device_count, (dk_device_type type), (type))                            \
+    F(DK_CHECK, dk_status, dk_device_check, (dk_device device), (device))               \
+    F(DK_CHECK, dk_status, dk_device_name, (dk_device device, char *buf, size_t size), (device, buf, size)) \
+    F(DK_CHECK, dk_status, dk_device_capability, (dk_device device, int *major, int *minor), (device, major, minor)) \
+    F(DK_CHECK, dk_status, dk_device_synchronize, (dk_device device), (device))         \
+    F(DK_CHECK, dk_status, dk_set_num_threads, (int n), (n))                            \
+    F(, int, dk_get_num_threads, (void), ())                                            \
+    F(, bool, dk_set_deterministic, (bool on), (on))                                    \
+    F(, bool, dk_deterministic, (void), ())                                             \
+    F(DK_CHECK, dk_status, dk_op_register, (dk_registrar *reg, const dk_op_info *info, int32_t *id), (reg, info, id)) \
+    F(, int32_t, dk_op_find, (const char *name), (name))                                \
+    F(, dk_tensor *, dk_op_call, (int32_t op, int n_in, dk_tensor *const *in, const void *attrs, size_t attrs_size, dk_tensor **aux_out), (op, n_in, in, attrs, attrs_size, aux_out)) \
     /* (end of the runtime entries) */                                                 \
     /* --- append new entries above this line, with their minor ----------------- */
 

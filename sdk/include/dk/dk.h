@@ -60,6 +60,7 @@
  *   plugin.h    the descriptor and DK_PLUGIN_DEFINE
  *   tensor.h    tensors, scopes, autograd, random numbers
  *   ops.h       the ops a forward pass is written with
+ *   nn.h        layers as ops: convolution, normalisation, pooling
  *   api.h       the host API table (generated from api_list.h)
  */
 #ifndef DK_DK_H
@@ -74,5 +75,6 @@
 #include <dk/plugin.h>
 #include <dk/tensor.h>
 #include <dk/ops.h>
+#include <dk/nn.h>
 
 #endif /* DK_DK_H */

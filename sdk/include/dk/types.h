@@ -136,6 +136,7 @@ typedef struct dk_memory_stats {
 } dk_memory_stats;
 
 typedef struct dk_tensor dk_tensor;       /* an n-d array with autograd (tensor.h) */
+typedef struct dk_op_info dk_op_info;     /* a custom op a plugin registers (tensor.h) */
 
 typedef struct dk_cfg dk_cfg;             /* a config node (cfg.h) */
 typedef struct dk_registrar dk_registrar; /* handed to a plugin's init (registry.h) */

@@ -1,0 +1,90 @@
+/* core/tensor/custom_op.h — ops that plugins register at run time, and the
+ * seam through which a device backend (CUDA) joins the tensor runtime.
+ *
+ * Custom ops get ids past the static op list (DKH_OP_COUNT and up), so the
+ * dispatcher and the tape treat them as ordinary dkh_op_id values: dkh_op()
+ * returns a host-built dkh_op_def whose rule, backward and kernels are
+ * trampolines into the plugin's callbacks. What a call needs besides its
+ * tensors (the op, a copy of the caller's attrs, a hold on the plugin) lives
+ * in a refcounted call record that the call's dkh_args point to; a tape node
+ * holds a reference for as long as it lives (dkh_custom_args_retain/release).
+ *
+ * Internal to libdk.
+ */
+#ifndef DKH_CUSTOM_OP_H
+#define DKH_CUSTOM_OP_H
+
+#include "tensor_impl.h"
+
+/* ---- custom ops (custom_op.c) ------------------------------------------------ */
+
+static inline bool dkh_op_is_custom(dkh_op_id id)
+{
+    return (unsigned)id >= (unsigned)DKH_OP_COUNT;
+}
+
+/* The definition of custom op id, or NULL when no op ever had that id. A
+ * definition stays valid for the life of the process (a retired op's
+ * trampolines fail cleanly instead of calling into an unloaded plugin). */
+const dkh_op_def *dkh_custom_op_def(dkh_op_id id);
+/* Runs custom op c->op's forward (dir DKH_FWD) kernel for device_type. */
+dk_status dkh_custom_run_kernel(int dir, const dkh_kcall *c, int device_type);
+/* The tape's hold on a custom call's record (no-ops for built-in ops' args). */
+void dkh_custom_args_retain(dkh_op_id op, const dkh_args *a);
+void dkh_custom_args_release(dkh_op_id op, const dkh_args *a);
+
+/* Registration sessions, driven by core/plugin. An op registered during a
+ * session is staged; dkh_custom_ops_finish makes the session's ops callable
+ * (commit) or drops them (a refused plugin leaves no op behind). */
+typedef struct dkh_op_owner {
+    uint64_t serial;     /* the owning plugin's load serial; 0 for the host */
+    const char *path;    /* its file, for messages; NULL for the host */
+    const void *session; /* the registrar of the session */
+} dkh_op_owner;
+
+dk_status dkh_custom_op_stage(const dk_op_info *info, const dkh_op_owner *owner, int32_t *id);
+void dkh_custom_ops_finish(const void *session, bool commit);
+
+/* Provided by core/plugin/register.c, which can see the plugin records: finds
+ * the plugin with load serial `serial` in the current registry and adds delta
+ * to its count of live holders (which blocks dkh_registry_unload while
+ * positive). Returns false, changing nothing, when no such plugin is loaded;
+ * *path (when not NULL) gets its file, borrowed while it stays loaded. */
+bool dkh_plugin_hold(uint64_t serial, int delta, const char **path);
+
+/* ---- kernel failures (dispatch.c) ------------------------------------------------ */
+
+/* For a backend kernel that cannot run a call it accepted (a failed CUDA
+ * launch): it records the message (dk_fail), passes the status here and
+ * returns false. The dispatcher then fails the op with that message instead
+ * of falling back to another kernel. */
+void dkh_kernel_failed(dk_status st);
+
+/* ---- devices (custom_op.c) ------------------------------------------------------- */
+
+/* What a device backend supplies besides its allocator and kernel table. Every
+ * function records a message (the library's own error string) on failure. */
+typedef struct dkh_device_iface {
+    size_t struct_size;
+    const char *name; /* "cuda" */
+    int (*count)(void);
+    dk_status (*check)(int index);
+    dk_status (*describe)(int index, char *buf, size_t size);
+    dk_status (*capability)(int index, int *major, int *minor);
+    dk_status (*synchronize)(int index);
+    /* Copies nbytes between this device and the CPU or within the device
+     * type; returns once dst may be read (host destinations) or once the copy
+     * is ordered before later kernels (device destinations). */
+    dk_status (*copy)(void *dst, dk_device dst_dev, const void *src, dk_device src_dev,
+                      size_t nbytes);
+    dk_status (*zero)(void *dst, int index, size_t nbytes);
+    void *(*stream)(int index); /* the stream kernels queue on; NULL = default */
+} dkh_device_iface;
+
+void dkh_device_register(dk_device_type type, const dkh_device_iface *d);
+/* DK_OK when tensors can live on dev, else the reason (recorded). */
+dk_status dkh_device_ready(dk_device dev);
+/* Fills t with zero bytes on its device. */
+dk_status dkh_device_zero(dk_tensor *t);
+
+#endif /* DKH_CUSTOM_OP_H */
