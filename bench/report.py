@@ -7,7 +7,7 @@ Reads DIR/ops_dk.log (META/ROW lines: the master list of rows), DIR/onednn.log,
 DIR/ops_torch.log (PEER lines), DIR/step.log (RESULT lines of step_bench,
 torch_step.py, the ceiling), DIR/machine.log (RESULT lines of the shared
 peers' fma_peak and membw). Every log may hold several rounds: each figure is
-the median over rounds. A row whose op is missing in dkhost is listed as such.
+the median over rounds. A row whose op fails in dkhost is listed with its error.
 """
 import argparse
 import collections
@@ -189,8 +189,8 @@ def main():
     w("the rounds. Memory: allocator peak (`dk_memory_stats_get`, tensor bytes) and the process's")
     w("peak RSS (`ru_maxrss`).")
     w("")
-    w("| model | dkhost img/s | PyTorch img/s | dkhost / PyTorch | ceiling (oneDNN direct, blocked) | dkhost / ceiling | dkhost alloc peak MiB | dkhost peak RSS MiB | PyTorch peak RSS MiB | composed ops |")
-    w("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    w("| model | dkhost img/s | PyTorch img/s | dkhost / PyTorch | ceiling (oneDNN direct, blocked) | dkhost / ceiling | dkhost alloc peak MiB | dkhost peak RSS MiB | PyTorch peak RSS MiB |")
+    w("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for model in ("lenet", "resnet20"):
         def mf(eng, key):
             v = [float(d[key]) for d in steps.get((eng, model), []) if key in d]
@@ -200,7 +200,6 @@ def main():
         ce_note = ""
         if ce_ips is None:
             ce_ips, ce_note = CEILING[model], " (machine-peaks)"
-        comp = {d.get("composed", "") for d in steps.get(("dk", model), [])}
         if (("dk", model) in step_status) and dk_ips is None:
             dkcell = "**" + step_status[("dk", model)] + "**"
         else:
@@ -208,13 +207,11 @@ def main():
         w(f"| {model} | {dkcell} | {fmt(to_ips)} | "
           f"{'–' if not (dk_ips and to_ips) else f'{dk_ips / to_ips:.2f}'} | {fmt(ce_ips)}{ce_note} | "
           f"{'–' if not dk_ips else f'{dk_ips / ce_ips:.2f}'} | {fmt(mf('dk', 'alloc_peak_mib'))} | "
-          f"{fmt(mf('dk', 'peak_rss_mib'))} | {fmt(mf('torch', 'peak_rss_mib'))} | {', '.join(sorted(comp)) or '–'} |")
+          f"{fmt(mf('dk', 'peak_rss_mib'))} | {fmt(mf('torch', 'peak_rss_mib'))} |")
     w("")
     w(f"machine-peaks.md for reference (real Fashion-MNIST data, same settings): PyTorch "
       f"{TORCH_PEAKS['lenet']:,.0f} / {TORCH_PEAKS['resnet20']:,.0f} img/s, ceiling "
       f"{CEILING['lenet']:,.0f} / {CEILING['resnet20']:,.0f} img/s (LeNet-ish / ResNet-20).")
-    w("'composed ops': layers the dkhost step had to build from core ops because the fused op is")
-    w("not in the tree yet (none = every layer is its own op).")
     w("")
     if notes:
         w("## Notes from this run")

@@ -14,14 +14,10 @@
  * median step time (img/s) after warm-up, the allocator's peak bytes
  * (dk_memory_stats_get) and the process's peak RSS.
  *
- * Where batch_norm, max_pool2d or cross_entropy are not in this tree yet the
- * step composes them from core ops (dk_compat.h) and says so on its RESULT
- * line (missing=...); without conv2d it cannot run and says that.
- *
  *   step_bench --model lenet|resnet20 [--threads 2] [--warmup 10] [--steps 60]
  */
 #include "bench_util.h"
-#include "dk_compat.h"
+#include "layers.h"
 
 #include <math.h>
 #include <omp.h>
@@ -106,17 +102,6 @@ static void zero_grad(void)
 
 /* ---- layers ------------------------------------------------------------------------------ */
 
-static const char *missing_ops[8];
-static int n_missing;
-
-static inline void note_missing(const char *op)
-{
-    for (int i = 0; i < n_missing; i++)
-        if (!strcmp(missing_ops[i], op))
-            return;
-    missing_ops[n_missing++] = op;
-}
-
 typedef struct conv_l {
     dk_tensor *w, *b;
     int64_t stride;
@@ -160,32 +145,17 @@ static dk_tensor *conv_fwd(const conv_l *c, dk_tensor *x)
 
 static dk_tensor *bn_fwd(const bn_l *b, dk_tensor *x)
 {
-#ifdef DKB_HAVE_BATCH_NORM
     return b_batch_norm(x, b->g, b->b, b->rm, b->rv);
-#else
-    note_missing("batch_norm");
-    return c_batch_norm(x, b->g, b->b);
-#endif
 }
 
 static dk_tensor *pool_fwd(dk_tensor *x)
 {
-#ifdef DKB_HAVE_MAX_POOL2D
     return b_max_pool2(x);
-#else
-    note_missing("max_pool2d");
-    return c_max_pool2(x);
-#endif
 }
 
 static dk_tensor *xent(dk_tensor *logits, dk_tensor *labels)
 {
-#ifdef DKB_HAVE_CROSS_ENTROPY
     return b_cross_entropy(logits, labels);
-#else
-    note_missing("cross_entropy");
-    return c_cross_entropy(logits, labels);
-#endif
 }
 
 /* ---- LeNet-ish ------------------------------------------------------------------------------ */
@@ -349,12 +319,10 @@ int main(int argc, char **argv)
         dk_tensor *loss = xent(logits, ys[it % NB]);
         dk_status st = dk_backward(loss, NULL, false);
         if (st != DK_OK) {
-            const char *why = dk_last_error();
-            bool missing = strstr(why, "not implemented") != NULL;
-            printf("RESULT engine=dk model=%s status=%s reason=\"%s\"\n", model,
-                   missing ? "missing" : "error", why);
+            printf("RESULT engine=dk model=%s status=error reason=\"%s\"\n", model,
+                   dk_last_error());
             dk_scope_end();
-            return missing ? 0 : 1;
+            return 1;
         }
         double l = dk_tensor_item(loss);
         sgd_step();
@@ -376,19 +344,12 @@ int main(int argc, char **argv)
     dk_memory_stats_get(DK_CPU, &ms);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    char miss[128] = "none";
-    for (int i = 0; i < n_missing; i++) {
-        if (i == 0)
-            miss[0] = 0;
-        strncat(miss, i ? "," : "", sizeof miss - strlen(miss) - 1);
-        strncat(miss, missing_ops[i], sizeof miss - strlen(miss) - 1);
-    }
     printf("RESULT engine=dk model=%s status=ok threads=%d batch=%d params=%zu steps=%d warmup=%d "
            "median_step_ms=%.3f min_step_ms=%.3f max_step_ms=%.3f img_per_s=%.1f "
-           "alloc_peak_mib=%.1f peak_rss_mib=%.1f loss_first=%.4f loss_last=%.4f composed=%s\n",
+           "alloc_peak_mib=%.1f peak_rss_mib=%.1f loss_first=%.4f loss_last=%.4f\n",
            model, threads, BATCH, n_weights, steps, warmup, 1e3 * med, 1e3 * ms_min, 1e3 * ms_max,
            BATCH / med, (double)ms.peak / 1048576.0, (double)ru.ru_maxrss / 1024.0, first_loss,
-           last_loss, miss);
+           last_loss);
     for (int i = 0; i < n_params; i++) {
         dk_tensor_release(params[i].p);
         free(params[i].mom);
