@@ -92,6 +92,8 @@ dkh_storage *dkh_storage_new(dk_device device, size_t nbytes)
         dk_fail(DK_ERR_ARG, "invalid device (type %d, index %d)", device.type, device.index);
         return NULL;
     }
+    if (device.type != DK_DEVICE_CPU)
+        dkh_backends_init();
     const dkh_allocator *a = raw_of(device.type);
     if (!a) {
         dk_fail(DK_ERR_UNSUPPORTED, "no backend for device %s:%d in this build",

@@ -654,6 +654,7 @@ dk_status dkh_device_ready(dk_device dev)
         return dev.index == 0 ? DK_OK : bad_device(dev);
     if (dev.type < 0 || dev.type >= DK_DEVICE_TYPE_COUNT || dev.index < 0)
         return bad_device(dev);
+    dkh_backends_init();
     const dkh_device_iface *d = devices[dev.type];
     if (!d)
         return dk_fail(DK_ERR_UNSUPPORTED,
@@ -679,6 +680,7 @@ int dk_device_count(dk_device_type type)
 {
     if (type == DK_DEVICE_CPU)
         return 1;
+    dkh_backends_init();
     if ((int)type <= 0 || type >= DK_DEVICE_TYPE_COUNT || !devices[type])
         return 0;
     return devices[type]->count();

@@ -141,6 +141,7 @@ static const dkh_backend *backend_of(int type)
 {
     if (type == DK_DEVICE_CPU)
         return backends[type] ? backends[type] : dkh_cpu_backend();
+    dkh_backends_init();
     return backends[type];
 }
 

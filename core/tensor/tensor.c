@@ -7,6 +7,7 @@
  * header, its gradient and its grad_fn, and drops the storage.
  */
 #include "tensor_impl.h"
+#include "custom_op.h"
 
 #include <math.h>
 #include <string.h>
@@ -115,6 +116,10 @@ dk_tensor *dkh_tensor_alloc(dk_dtype dtype, int ndim, const int64_t *shape, dk_d
 dk_tensor *dk_empty(int ndim, const int64_t *shape, dk_dtype dtype, dk_device device)
 {
     if (check_shape("empty", ndim, shape, dtype) != DK_OK)
+        return NULL;
+    /* Ask the device first, so a missing GPU reads as unsupported, not as
+     * an allocation failure. */
+    if (device.type != DK_DEVICE_CPU && dkh_device_ready(device) != DK_OK)
         return NULL;
     return dkh_scope_adopt(dkh_tensor_alloc(dtype, ndim, shape, device));
 }

@@ -223,6 +223,9 @@ typedef struct dkh_backend {
 } dkh_backend;
 
 void dkh_backend_register(dk_device_type type, const dkh_backend *b);
+/* Registers the optional (non-CPU) backends built into this libdk, once;
+ * called before anything consults a non-CPU device. */
+void dkh_backends_init(void);
 const dkh_backend *dkh_cpu_backend(void);
 
 /* Runs op on inputs (NULL-propagating): checks, allocates, dispatches, and

@@ -23,7 +23,6 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 static pthread_once_t probe_once = PTHREAD_ONCE_INIT;
 static int n_devices;
@@ -199,19 +198,17 @@ static bool cuda_add(const dkh_kcall *c)
 
 static dkh_backend cuda_backend;
 
-__attribute__((constructor)) static void cuda_register(void)
+void dkh_cuda_backend_init(void);
+
+/* Called once, by dkh_backends_init, before anything uses a CUDA device.
+ * Registering costs no CUDA call: the runtime is first touched by a device
+ * query or allocation, which then reports a missing driver as unsupported. */
+void dkh_cuda_backend_init(void)
 {
     cuda_backend.struct_size = sizeof cuda_backend;
     cuda_backend.name = "cuda";
     cuda_backend.kernels[DKH_OP_ADD][DKH_FWD] = cuda_add;
     dkh_backend_register(DK_DEVICE_CUDA, &cuda_backend);
     dkh_device_register(DK_DEVICE_CUDA, &cuda_device);
-    /* The allocator is installed now only where a GPU driver is present, so
-     * that on other machines a tensor made directly on cuda (dk_empty, which
-     * asks no device question first) fails as unsupported, not as out of
-     * memory; the first device query settles it either way (probe). Looking
-     * for the driver's files costs no CUDA initialisation at load. */
-    if (access("/dev/nvidiactl", F_OK) == 0 || access("/proc/driver/nvidia/version", F_OK) == 0 ||
-        access("/dev/dxg", F_OK) == 0)
-        dkh_allocator_register(DK_DEVICE_CUDA, &cuda_allocator);
+    dkh_allocator_register(DK_DEVICE_CUDA, &cuda_allocator);
 }
