@@ -358,7 +358,16 @@ static dk_status index_select_infer(const dkh_args *a, dk_tensor *const *in, dkh
     return DK_OK;
 }
 
-static bool index_select_ref(const dkh_kcall *c)
+/* index_select and gather read x at the same coordinates as the output
+ * element, except along dim d, where the index comes from idx: at the
+ * element's own coordinate along d (index_select, idx is 1-d) or at the
+ * element's position (gather, idx has the output's shape). */
+static int64_t source_index(const dk_tensor *idx, bool per_element, int64_t i, int64_t cd)
+{
+    return dkh_index_at(idx, per_element ? i : cd);
+}
+
+static bool take_ref(const dkh_kcall *c, bool per_element)
 {
     const dk_tensor *x = c->in[0], *idx = c->in[1];
     dk_tensor *o = c->out;
@@ -366,15 +375,15 @@ static bool index_select_ref(const dkh_kcall *c)
     int64_t n = dkh_numel(o->ndim, o->shape), co[DK_MAX_DIMS];
     for (int64_t i = 0; i < n; i++) {
         dkh_unravel(i, o->ndim, o->shape, co);
-        co[d] = dkh_index_at(idx, co[d]);
+        co[d] = source_index(idx, per_element, i, co[d]);
         dkh_store(dkh_base(o), o->dtype, i,
                   dkh_load(dkh_base(x), x->dtype, dkh_dot_strides(x->ndim, co, x->strides)));
     }
     return true;
 }
 
-/* Backward: in = {x, idx, g}; out = gx, zeros with g added at the indices. */
-static bool index_select_ref_bwd(const dkh_kcall *c)
+/* Backward: in = {x, idx, g}; out = gx, zeros with g added where it was read. */
+static bool take_ref_bwd(const dkh_kcall *c, bool per_element)
 {
     const dk_tensor *idx = c->in[1], *g = c->in[2];
     dk_tensor *gx = c->out;
@@ -384,19 +393,36 @@ static bool index_select_ref_bwd(const dkh_kcall *c)
     for (int64_t i = 0; i < n; i++) {
         dkh_unravel(i, g->ndim, g->shape, co);
         double v = dkh_load(dkh_base(g), g->dtype, dkh_dot_strides(g->ndim, co, g->strides));
-        co[d] = dkh_index_at(idx, co[d]);
+        co[d] = source_index(idx, per_element, i, co[d]);
         int64_t o = dkh_dot_strides(gx->ndim, co, gx->strides);
         dkh_store(dkh_base(gx), gx->dtype, o, dkh_load(dkh_base(gx), gx->dtype, o) + v);
     }
     return true;
 }
 
+/* Both backwards run their op's dedicated kernel on {x, idx, g}. */
+static dk_status take_bwd(dkh_op_id op, const dkh_args *a, dk_tensor *const *in, dk_tensor *g,
+                          dk_tensor **gin)
+{
+    dk_tensor *bin[3] = {in[0], in[1], g};
+    return dkh_run_backward_kernel_n(op, a, 3, bin, 1, &in[0], &gin[0]);
+}
+
+static bool index_select_ref(const dkh_kcall *c)
+{
+    return take_ref(c, false);
+}
+
+static bool index_select_ref_bwd(const dkh_kcall *c)
+{
+    return take_ref_bwd(c, false);
+}
+
 static dk_status index_select_bwd(const dkh_args *a, dk_tensor *const *in, dk_tensor *out,
                                   dk_tensor *const *aux, dk_tensor *g, const bool *needs,
                                   dk_tensor **gin)
 {
-    dk_tensor *bin[3] = {in[0], in[1], g};
-    return dkh_run_backward_kernel_n(DKH_OP_INDEX_SELECT, a, 3, bin, 1, &in[0], &gin[0]);
+    return take_bwd(DKH_OP_INDEX_SELECT, a, in, g, gin);
 }
 
 const dkh_op_def dkh_op_index_select = {"index_select", 2, DKH_F_DIFF, index_select_infer,
@@ -528,42 +554,18 @@ static dk_status gather_infer(const dkh_args *a, dk_tensor *const *in, dkh_meta 
 
 static bool gather_ref(const dkh_kcall *c)
 {
-    const dk_tensor *x = c->in[0], *idx = c->in[1];
-    dk_tensor *o = c->out;
-    int d = (int)c->args->i[0];
-    int64_t n = dkh_numel(o->ndim, o->shape), co[DK_MAX_DIMS];
-    for (int64_t i = 0; i < n; i++) {
-        dkh_unravel(i, o->ndim, o->shape, co);
-        co[d] = dkh_index_at(idx, i);
-        dkh_store(dkh_base(o), o->dtype, i,
-                  dkh_load(dkh_base(x), x->dtype, dkh_dot_strides(x->ndim, co, x->strides)));
-    }
-    return true;
+    return take_ref(c, true);
 }
 
-/* Backward: in = {x, idx, g}; gx = zeros with g scatter-added. */
 static bool gather_ref_bwd(const dkh_kcall *c)
 {
-    const dk_tensor *idx = c->in[1], *g = c->in[2];
-    dk_tensor *gx = c->out;
-    int d = (int)c->args->i[0];
-    ref_zero(gx);
-    int64_t n = dkh_numel(g->ndim, g->shape), co[DK_MAX_DIMS];
-    for (int64_t i = 0; i < n; i++) {
-        dkh_unravel(i, g->ndim, g->shape, co);
-        double v = dkh_load(dkh_base(g), g->dtype, dkh_dot_strides(g->ndim, co, g->strides));
-        co[d] = dkh_index_at(idx, i);
-        int64_t o = dkh_dot_strides(gx->ndim, co, gx->strides);
-        dkh_store(dkh_base(gx), gx->dtype, o, dkh_load(dkh_base(gx), gx->dtype, o) + v);
-    }
-    return true;
+    return take_ref_bwd(c, true);
 }
 
 static dk_status gather_bwd(const dkh_args *a, dk_tensor *const *in, dk_tensor *out,
                             dk_tensor *const *aux, dk_tensor *g, const bool *needs, dk_tensor **gin)
 {
-    dk_tensor *bin[3] = {in[0], in[1], g};
-    return dkh_run_backward_kernel_n(DKH_OP_GATHER, a, 3, bin, 1, &in[0], &gin[0]);
+    return take_bwd(DKH_OP_GATHER, a, in, g, gin);
 }
 
 const dkh_op_def dkh_op_gather = {"gather", 2, DKH_F_DIFF, gather_infer, gather_bwd,

@@ -19,15 +19,7 @@
 
 #define CUDA0 DK_CUDA_DEV(0)
 
-static void check_contains(const char *hay, const char *needle, const char *file, int line)
-{
-    if (!hay || !strstr(hay, needle)) {
-        print_error("expected text containing\n    \"%s\"\ngot\n    \"%s\"\n", needle,
-                    hay ? hay : "(null)");
-        _fail(file, line);
-    }
-}
-#define assert_contains(hay, needle) check_contains((hay), (needle), __FILE__, __LINE__)
+#include "dk_test.h"
 
 /* The bytes of a CPU tensor. */
 static void *host_bytes(dk_tensor *t, size_t *n)

@@ -26,15 +26,7 @@
 #define FIXTURES DK_TEST_BINARY_DIR "/fixtures"
 #define EXAMPLE FIXTURES "/segment_ops.so"
 
-static void check_contains(const char *hay, const char *needle, const char *file, int line)
-{
-    if (!hay || !strstr(hay, needle)) {
-        print_error("expected text containing\n    \"%s\"\ngot\n    \"%s\"\n", needle,
-                    hay ? hay : "(null)");
-        _fail(file, line);
-    }
-}
-#define assert_contains(hay, needle) check_contains((hay), (needle), __FILE__, __LINE__)
+#include "dk_test.h"
 
 typedef struct scaled_tanh_attrs {
     double a, b;

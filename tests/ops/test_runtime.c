@@ -17,15 +17,7 @@
 
 #include "tensor/tensor_impl.h"
 
-static void check_contains(const char *hay, const char *needle, const char *file, int line)
-{
-    if (!hay || !strstr(hay, needle)) {
-        print_error("expected text containing\n    \"%s\"\ngot\n    \"%s\"\n", needle,
-                    hay ? hay : "(null)");
-        _fail(file, line);
-    }
-}
-#define assert_contains(hay, needle) check_contains((hay), (needle), __FILE__, __LINE__)
+#include "dk_test.h"
 
 static bool have_cuda(void)
 {

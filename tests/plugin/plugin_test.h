@@ -19,24 +19,7 @@
 /* The path of fixture <file>.so built for test case <case>. */
 #define FIXTURE(case_, file) FIXTURE_DIR "/" case_ "/" file ".so"
 
-static inline void check_contains(const char *hay, const char *needle, const char *file, int line)
-{
-    if (!hay || !strstr(hay, needle)) {
-        print_error("expected text containing\n    \"%s\"\ngot\n    \"%s\"\n", needle,
-                    hay ? hay : "(null)");
-        _fail(file, line);
-    }
-}
-#define assert_contains(hay, needle) check_contains((hay), (needle), __FILE__, __LINE__)
-
-static inline void check_str_eq(const char *got, const char *want, const char *file, int line)
-{
-    if (!got || strcmp(got, want) != 0) {
-        print_error("expected\n    \"%s\"\ngot\n    \"%s\"\n", want, got ? got : "(null)");
-        _fail(file, line);
-    }
-}
-#define assert_str_eq(got, want) check_str_eq((got), (want), __FILE__, __LINE__)
+#include "dk_test.h"
 
 /* True when DK_NO_DLCLOSE keeps libraries mapped, so "was it closed?"
  * checks cannot hold. */
