@@ -1,5 +1,4 @@
-/* core/tensor/custom_op.h — ops that plugins register at run time, and the
- * seam through which a device backend (CUDA) joins the tensor runtime.
+/* core/tensor/custom_op.h — ops that plugins register at run time.
  *
  * Custom ops get ids past the static op list (DKH_OP_COUNT and up), so the
  * dispatcher and the tape treat them as ordinary dkh_op_id values: dkh_op()
@@ -8,12 +7,14 @@
  * tensors (the op, a copy of the caller's attrs, a hold on the plugin) lives
  * in a refcounted call record that the call's dkh_args point to; a tape node
  * holds a reference for as long as it lives (dkh_custom_args_retain/release).
+ * The device seam these ops and the backends share is in device.h.
  *
  * Internal to libdk.
  */
 #ifndef DKH_CUSTOM_OP_H
 #define DKH_CUSTOM_OP_H
 
+#include "device.h"
 #include "tensor_impl.h"
 
 /* ---- custom ops (custom_op.c) ------------------------------------------------ */
@@ -51,40 +52,5 @@ void dkh_custom_ops_finish(const void *session, bool commit);
  * positive). Returns false, changing nothing, when no such plugin is loaded;
  * *path (when not NULL) gets its file, borrowed while it stays loaded. */
 bool dkh_plugin_hold(uint64_t serial, int delta, const char **path);
-
-/* ---- kernel failures (dispatch.c) ------------------------------------------------ */
-
-/* For a backend kernel that cannot run a call it accepted (a failed CUDA
- * launch): it records the message (dk_fail), passes the status here and
- * returns false. The dispatcher then fails the op with that message instead
- * of falling back to another kernel. */
-void dkh_kernel_failed(dk_status st);
-
-/* ---- devices (custom_op.c) ------------------------------------------------------- */
-
-/* What a device backend supplies besides its allocator and kernel table. Every
- * function records a message (the library's own error string) on failure. */
-typedef struct dkh_device_iface {
-    size_t struct_size;
-    const char *name; /* "cuda" */
-    int (*count)(void);
-    dk_status (*check)(int index);
-    dk_status (*describe)(int index, char *buf, size_t size);
-    dk_status (*capability)(int index, int *major, int *minor);
-    dk_status (*synchronize)(int index);
-    /* Copies nbytes between this device and the CPU or within the device
-     * type; returns once dst may be read (host destinations) or once the copy
-     * is ordered before later kernels (device destinations). */
-    dk_status (*copy)(void *dst, dk_device dst_dev, const void *src, dk_device src_dev,
-                      size_t nbytes);
-    dk_status (*zero)(void *dst, int index, size_t nbytes);
-    void *(*stream)(int index); /* the stream kernels queue on; NULL = default */
-} dkh_device_iface;
-
-void dkh_device_register(dk_device_type type, const dkh_device_iface *d);
-/* DK_OK when tensors can live on dev, else the reason (recorded). */
-dk_status dkh_device_ready(dk_device dev);
-/* Fills t with zero bytes on its device. */
-dk_status dkh_device_zero(dk_tensor *t);
 
 #endif /* DKH_CUSTOM_OP_H */

@@ -7,7 +7,7 @@
  * header, its gradient and its grad_fn, and drops the storage.
  */
 #include "tensor_impl.h"
-#include "custom_op.h"
+#include "device.h"
 
 #include <math.h>
 #include <string.h>

@@ -252,6 +252,11 @@ dk_tensor *dkh_run_backward_kernel(dkh_op_id op, const dkh_args *a, dk_tensor *i
 dk_status dkh_run_backward_kernel_n(dkh_op_id op, const dkh_args *a, int n_in,
                                     dk_tensor *const *in, int n_out, dk_tensor *const *like,
                                     dk_tensor **outs);
+/* For a backend kernel that cannot run a call it accepted (a failed CUDA
+ * launch): it records the message (dk_fail), passes the status here and
+ * returns false. The dispatcher then fails the op with that message instead
+ * of falling back to another kernel. */
+void dkh_kernel_failed(dk_status st);
 /* Forces reference kernels on this thread (tests compare fast vs reference). */
 bool dkh_force_reference(bool on);
 

@@ -5,7 +5,7 @@
  * the three seams the runtime offers a device: the raw allocator under the
  * caching layer (alloc.c keeps freed blocks per size class and device, so
  * cudaMalloc/cudaFree, which synchronise, leave the step loop after step 1),
- * the device interface (discovery, copies, zero fill; custom_op.h) and the
+ * the device interface (discovery, copies, zero fill; device.h) and the
  * kernel table (dispatch.c). Every CUDA error becomes a dk_status carrying
  * cudaGetErrorString's text.
  *
@@ -17,7 +17,7 @@
  */
 #include "cuda.h"
 
-#include "../../tensor/custom_op.h"
+#include "../../tensor/device.h"
 
 #include <cuda_runtime_api.h>
 #include <pthread.h>
