@@ -94,7 +94,58 @@
       1.25 * F4 * 128 * 16 * 784, 1.25 * F4 * 128 * 16 * 784, "128,16,28,28",               \
       dk_contiguous(dk_slice(dk_slice(IN0, 2, 0, 28, 2), 3, 0, 28, 2)))                      \
     X(r20_fc, linear, "x(128,64) w(10,64)+b", GFLOPS, MM(128, 64, 10), 2 * MM(128, 64, 10),  \
-      "128,64;10,64;10", dk_linear(IN0, IN1, IN2))
+      "128,64;10,64;10", dk_linear(IN0, IN1, IN2))                                           \
+    /* Classifier heads, detectors and segmentation: losses, softmax, indexing, resampling */ \
+    X(cls_xent_64x1000, cross_entropy, "(64,1000) mean", GBPS, F4 * 64 * 1000,               \
+      2 * F4 * 64 * 1000, "64,1000;i1000:64", b_cross_entropy(IN0, IN1))                     \
+    X(cls_xent_256x1000, cross_entropy, "(256,1000) mean", GBPS, F4 * 256 * 1000,            \
+      2 * F4 * 256 * 1000, "256,1000;i1000:256", b_cross_entropy(IN0, IN1))                  \
+    X(seg_xent, cross_entropy, "(8,21,128,128) mean", GBPS, F4 * 8 * 21 * 16384,             \
+      2 * F4 * 8 * 21 * 16384, "8,21,128,128;i21:8,128,128", b_cross_entropy(IN0, IN1))      \
+    X(cls_nll_64x1000, nll_loss, "(64,1000) mean", GBPS, F4 * 64, 2 * F4 * 64 * 1000,        \
+      "64,1000;i1000:64", dk_nll_loss(IN0, IN1, NULL, -100, DK_REDUCTION_MEAN))              \
+    X(cls_softmax_64x1000, softmax, "(64,1000) dim 1", GBPS, 2 * F4 * 64 * 1000,             \
+      3 * F4 * 64 * 1000, "64,1000", dk_softmax(IN0, 1))                                     \
+    X(cls_log_softmax_64x1000, log_softmax, "(64,1000) dim 1", GBPS, 2 * F4 * 64 * 1000,     \
+      3 * F4 * 64 * 1000, "64,1000", dk_log_softmax(IN0, 1))                                 \
+    X(seg_softmax, softmax, "(8,21,128,128) dim 1", GBPS, 2 * F4 * 8 * 21 * 16384,           \
+      3 * F4 * 8 * 21 * 16384, "8,21,128,128", dk_softmax(IN0, 1))                           \
+    X(det_dropout, dropout, "(8,64,64,64) p 0.5", GBPS, 2 * F4 * 8 * 64 * 4096,              \
+      2 * F4 * 8 * 64 * 4096, "8,64,64,64", dk_dropout(IN0, 0.5, true, &rng))                \
+    X(det_nearest_x2, interpolate, "(8,64,64,64) nearest x2", GBPS, 5 * F4 * 8 * 64 * 4096,  \
+      5 * F4 * 8 * 64 * 4096, "8,64,64,64",                                                  \
+      dk_interpolate(IN0, NULL, (double[]){2, 2}, DK_INTERP_NEAREST, false))                 \
+    X(det_bilinear_x2, interpolate, "(8,64,64,64) bilinear x2", GBPS,                        \
+      5 * F4 * 8 * 64 * 4096, 5 * F4 * 8 * 64 * 4096, "8,64,64,64",                         \
+      dk_interpolate(IN0, NULL, (double[]){2, 2}, DK_INTERP_BILINEAR, false))                \
+    X(det_pad, pad, "(8,64,64,64) constant 1", GBPS, 2 * F4 * 8 * 64 * 4096,                 \
+      2 * F4 * 8 * 64 * 4096, "8,64,64,64",                                                  \
+      dk_pad(IN0, (int64_t[]){1, 1, 1, 1}, 4, DK_PAD_CONSTANT, 0))                           \
+    X(det_pad_reflect, pad, "(8,64,64,64) reflect 1", GBPS, 2 * F4 * 8 * 64 * 4096,          \
+      2 * F4 * 8 * 64 * 4096, "8,64,64,64",                                                  \
+      dk_pad(IN0, (int64_t[]){1, 1, 1, 1}, 4, DK_PAD_REFLECT, 0))                            \
+    X(idx_gather, gather, "x(128,4096) dim 1 idx(128,1024)", GBPS, 3 * F4 * 128 * 1024,      \
+      3 * F4 * 128 * 1024, "128,4096;i4096:128,1024", dk_gather(IN0, 1, IN1))                \
+    X(idx_scatter_add, scatter, "x(128,4096) dim 1 idx(128,1024) add", GBPS,                 \
+      2 * F4 * 128 * 4096, 2 * F4 * 128 * 4096, "128,4096;i4096:128,1024;128,1024",          \
+      dk_scatter_add(IN0, 1, IN1, IN2))                                                      \
+    X(idx_index_select, index_select, "x(16384,256) dim 0 idx(4096)", GBPS,                  \
+      2 * F4 * 4096 * 256, 2 * F4 * 4096 * 256, "16384,256;i16384:4096",                     \
+      dk_index_select(IN0, 0, IN1))                                                          \
+    X(idx_index_put, index_put, "x(16384,256) dim 0 idx(4096) accumulate", GBPS,             \
+      2 * F4 * 16384 * 256, 2 * F4 * 16384 * 256, "16384,256;i16384:4096;4096,256",          \
+      dk_index_put(IN0, 0, IN1, IN2, true))                                                  \
+    X(det_sort, sort, "(8,20000) dim 1 desc", GBPS, 2 * F4 * 8 * 20000, 2 * F4 * 8 * 20000,  \
+      "8,20000", dk_sort(IN0, 1, true, NULL))                                                \
+    X(det_topk, topk, "(8,20000) k 1000", GBPS, F4 * 8 * 20000, 2 * F4 * 8 * 20000,          \
+      "8,20000", dk_topk(IN0, 1000, 1, true, NULL))                                          \
+    X(cls_max_dim, max_dim, "(256,1000) dim 1", GBPS, F4 * 256 * 1000, F4 * 256 * 1000,      \
+      "256,1000", dk_max_dim(IN0, 1, false, NULL))                                           \
+    X(emb_norm, norm, "(4096,256) dim 1", GBPS, F4 * 4096 * 256, 2 * F4 * 4096 * 256,        \
+      "4096,256", dk_norm(IN0, (int[]){1}, 1, false))
+
+/* The generator of the random inputs; dropout rows draw their masks from it too. */
+static dk_rng rng;
 
 #define IN0 in[0]
 #define IN1 in[1]
@@ -124,8 +175,6 @@ static const bench_row ROWS[] = {
     BENCH_ROWS(ROW_ROW_)
 #undef ROW_ROW_
 };
-
-static dk_rng rng;
 
 static dk_tensor *make_input(const char *p, size_t len)
 {

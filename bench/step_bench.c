@@ -7,7 +7,7 @@
  *   lenet     conv(1->32,3x3,p1)+BN+ReLU+maxpool, conv(32->64)+BN+ReLU+maxpool,
  *             fc 3136->128+ReLU, fc 128->10
  *   resnet20  conv(1->16)+BN+ReLU, 3 stages x 3 basic blocks (16/32/64 ch,
- *             option-A shortcuts: subsample + zero channels), global average
+ *             option-A shortcuts: subsample + zero-pad channels), global average
  *             pool, fc 64->10
  * The data are synthetic (normal inputs, uniform labels), pre-built before
  * the clock starts: throughput does not depend on pixel values. Reports the
@@ -190,7 +190,7 @@ typedef struct block {
     conv_l c1, c2;
     bn_l b1, b2;
     int64_t cin, cout;
-    dk_tensor *pad; /* (cin, cout) selection matrix of the option-A shortcut, or NULL */
+    bool down; /* option-A shortcut: subsample and zero-pad the channels */
 } block;
 
 static struct {
@@ -217,18 +217,7 @@ static void resnet20_build(void)
             b->b2 = bn_new(cout);
             b->cin = cin;
             b->cout = cout;
-            b->pad = NULL;
-            if (stride != 1 || cin != cout) {
-                /* Zero-padding channels (pad/2 before, the rest after) as a fixed
-                 * 0/1 matrix: x (N, H, W, cin) @ P (cin, cout). No cat/pad op yet. */
-                int64_t ps[2] = {cin, cout};
-                float *m = calloc((size_t)(cin * cout), sizeof(float));
-                int64_t off = (cout - cin) / 2;
-                for (int64_t c = 0; c < cin; c++)
-                    m[c * cout + c + off] = 1.0f;
-                b->pad = dk_tensor_retain(dk_from_data(2, ps, DK_DTYPE_F32, m));
-                free(m);
-            }
+            b->down = stride != 1 || cin != cout;
             cin = cout;
         }
     }
@@ -239,11 +228,11 @@ static dk_tensor *block_fwd(const block *b, dk_tensor *x)
 {
     dk_tensor *out = bn_fwd(&b->b2, conv_fwd(&b->c2, dk_relu(bn_fwd(&b->b1, conv_fwd(&b->c1, x)))));
     dk_tensor *sc = x;
-    if (b->pad) {
-        /* x[:, :, ::2, ::2] with channels zero-padded to cout. */
+    if (b->down) {
+        /* F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, p / 2, p - p / 2)), p = cout - cin. */
+        int64_t p = b->cout - b->cin;
         dk_tensor *s = dk_slice(dk_slice(x, 2, 0, INT64_MAX, 2), 3, 0, INT64_MAX, 2);
-        s = dk_matmul(dk_permute(s, 4, (int[]){0, 2, 3, 1}), b->pad); /* (N, H, W, cout) */
-        sc = dk_contiguous(dk_permute(s, 4, (int[]){0, 3, 1, 2}));
+        sc = dk_pad(s, (int64_t[]){0, 0, 0, 0, p / 2, p - p / 2}, 6, DK_PAD_CONSTANT, 0);
     }
     return dk_relu(dk_add(out, sc));
 }
@@ -356,8 +345,6 @@ int main(int argc, char **argv)
     }
     for (int i = 0; i < n_buffers; i++)
         dk_tensor_release(buffers[i]);
-    for (int k = 0; k < 9 && !is_lenet; k++)
-        dk_tensor_release(r20.blocks[k].pad);
     for (int i = 0; i < NB; i++) {
         dk_tensor_release(xs[i]);
         dk_tensor_release(ys[i]);

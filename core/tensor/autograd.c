@@ -14,6 +14,7 @@
  * A node of a custom op also holds the op's call record (its attrs and a
  * hold on the plugin that owns its code) until the node itself is freed.
  */
+#include "autocast.h"
 #include "custom_op.h"
 
 #include <stdlib.h>
@@ -218,6 +219,7 @@ dk_status dk_backward(dk_tensor *root, dk_tensor *grad, bool retain_graph)
                        (long long)dkh_numel(root->ndim, root->shape));
 
     bool was = dk_grad_set_enabled(false);
+    bool ac = dkh_autocast_suspend(true); /* gradients in the dtypes the forward chose */
     dk_scope_begin(); /* every temporary of the backward dies with it */
     dk_status st = DK_OK;
     node_list order = {NULL, 0, 0};
@@ -277,6 +279,7 @@ dk_status dk_backward(dk_tensor *root, dk_tensor *grad, bool retain_graph)
     for (size_t k = 0; k < order.n; k++)
         dkh_node_unref(order.items[k]);
     free(order.items);
+    dkh_autocast_suspend(ac);
     dk_grad_set_enabled(was);
     return st;
 }

@@ -11,9 +11,12 @@
  * (x's H, W for bwd_data; the kernel's R, S for bwd_weight).
  *
  * The reference kernels are gathers over doubles: for each output element,
- * sum the products that reach it. The CPU backend runs f32 through oneDNN.
+ * sum the products that reach it. The CPU backend runs f32 and bf16 through
+ * oneDNN. Under an autocast scope (autocast.c) the public functions cast f32
+ * x and w to the scope's dtype, convolve there and cast the result back to
+ * f32 before the bias is added.
  */
-#include "tensor_impl.h"
+#include "autocast.h"
 
 #include <string.h>
 
@@ -367,11 +370,20 @@ static dk_tensor *add_bias(dkh_op_id op, dk_tensor *y, dk_tensor *b, int64_t K)
     return dk_add(y, dk_reshape(b, 3, (int64_t[]){K, 1, 1}));
 }
 
+/* The result of a product computed from autocast inputs, back in f32 when
+ * any input was cast (cast is true). */
+static dk_tensor *autocast_out(dk_tensor *y, bool cast)
+{
+    return cast && y ? dk_cast(y, DK_DTYPE_F32) : y;
+}
+
 dk_tensor *dk_conv2d(dk_tensor *x, dk_tensor *w, dk_tensor *b, const int64_t *stride,
                      const int64_t *padding, const int64_t *dilation, int64_t groups)
 {
     conv_p p = make_p(stride, padding, dilation, groups);
-    dk_tensor *y = conv_fwd(x, w, &p);
+    dk_dtype ac = dkh_autocast_target();
+    dk_tensor *xc = dkh_autocast_in(x, ac), *wc = dkh_autocast_in(w, ac);
+    dk_tensor *y = autocast_out(conv_fwd(xc, wc, &p), xc != x || wc != w);
     return add_bias(DKH_OP_CONV2D, y, b, y ? y->shape[1] : 0);
 }
 
@@ -399,6 +411,8 @@ dk_tensor *dk_conv_transpose2d(dk_tensor *x, dk_tensor *w, dk_tensor *b, const i
     /* The output size the matching convolution maps back onto x's size. */
     int64_t H = (x->shape[2] - 1) * p.sh - 2 * p.ph + p.dh * (w->shape[2] - 1) + oph + 1;
     int64_t W = (x->shape[3] - 1) * p.sw - 2 * p.pw + p.dw * (w->shape[3] - 1) + opw + 1;
-    dk_tensor *y = conv_bwd_data(x, w, &p, H, W);
+    dk_dtype ac = dkh_autocast_target();
+    dk_tensor *xc = dkh_autocast_in(x, ac), *wc = dkh_autocast_in(w, ac);
+    dk_tensor *y = autocast_out(conv_bwd_data(xc, wc, &p, H, W), xc != x || wc != w);
     return add_bias(DKH_OP_CONV2D_BWD_DATA, y, b, y ? y->shape[1] : 0);
 }

@@ -21,6 +21,7 @@
  */
 #include "op_index_impl.h"
 
+#include <stdint.h>
 #include <string.h>
 
 /* ---- shared helpers ------------------------------------------------------------------ */
@@ -60,6 +61,20 @@ dk_status dkh_check_indices(dkh_op_id op, int n_in, dk_tensor *const *in, const 
         return dkh_op_fail(op, n_in, in, DK_ERR_UNSUPPORTED, "indices must be on the CPU");
     int64_t n = dkh_numel(idx->ndim, idx->shape);
     int64_t lo = allow_negative ? -size : 0;
+    /* The common contiguous i64 index is checked in one vectorised pass
+     * (the rule runs on every call, so a per-element strided load would cost
+     * more than many kernels); the loop below then only finds the culprit. */
+    if (idx->dtype == DK_DTYPE_I64 && dk_tensor_is_contiguous(idx)) {
+        const int64_t *p = (const int64_t *)dkh_base(idx);
+        int64_t mn = INT64_MAX, mx = INT64_MIN;
+#pragma omp simd reduction(min : mn) reduction(max : mx)
+        for (int64_t i = 0; i < n; i++) {
+            mn = p[i] < mn ? p[i] : mn;
+            mx = p[i] > mx ? p[i] : mx;
+        }
+        if (n == 0 || (mn >= lo && mx < size))
+            return DK_OK;
+    }
     for (int64_t i = 0; i < n; i++) {
         int64_t v = dkh_index_at(idx, i);
         if (v < lo || v >= size)

@@ -15,7 +15,7 @@
     X(CONV2D, conv2d) X(CONV2D_BWD_DATA, conv2d_bwd_data)                                 \
     X(CONV2D_BWD_WEIGHT, conv2d_bwd_weight)                                               \
     /* normalisation */                                                                   \
-    X(BATCH_NORM, batch_norm)                                                             \
+    X(BATCH_NORM, batch_norm) X(LAYER_NORM, layer_norm) X(GROUP_NORM, group_norm)         \
     /* pooling */                                                                         \
     X(MAX_POOL2D, max_pool2d) X(AVG_POOL2D, avg_pool2d)                                   \
     X(ADAPTIVE_AVG_POOL2D, adaptive_avg_pool2d)

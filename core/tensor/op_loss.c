@@ -145,7 +145,19 @@ static dk_status ce_infer_for(dkh_op_id op, const dkh_args *a, dk_tensor *const 
     if (!dkh_is_index_dtype(t->dtype))
         return dkh_op_fail(op, n_in, in, DK_ERR_ARG, "the target must hold class indices (i64)");
     int64_t n = dkh_numel(t->ndim, t->shape);
-    for (int64_t i = 0; i < n; i++) {
+    /* One branch-free pass over the common contiguous i64 target; the loop
+     * below then only names the first bad value. */
+    bool bad = true;
+    if (t->dtype == DK_DTYPE_I64 && dk_tensor_is_contiguous(t)) {
+        const int64_t *p = (const int64_t *)dkh_base(t);
+        int64_t ign = a->i[1];
+        int nbad = 0;
+#pragma omp simd reduction(+ : nbad)
+        for (int64_t i = 0; i < n; i++)
+            nbad += (p[i] != ign) & ((p[i] < 0) | (p[i] >= C));
+        bad = nbad != 0;
+    }
+    for (int64_t i = 0; bad && i < n; i++) {
         int64_t v = dkh_index_at(t, i);
         if (v != a->i[1] && (v < 0 || v >= C))
             return dkh_op_fail(op, n_in, in, DK_ERR_ARG,

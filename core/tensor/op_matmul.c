@@ -5,8 +5,13 @@
  * unsqueezing and squeezing around it, so the tape sees only views and the
  * core op. The backward is two more matmuls on transposed views, each summed
  * back over the batch dims its input was broadcast along.
+ *
+ * Under an autocast scope (autocast.c) dk_matmul and dk_linear cast their f32
+ * operands to the scope's dtype and the result back to f32; linear casts the
+ * weight before transposing it so the cast reads contiguous memory. The
+ * backward calls the op directly, never through autocast.
  */
-#include "tensor_impl.h"
+#include "autocast.h"
 
 static dk_status matmul_infer(const dkh_args *a, dk_tensor *const *in, dkh_meta *m)
 {
@@ -62,20 +67,25 @@ static bool matmul_ref(const dkh_kcall *c)
     return true;
 }
 
+static dk_tensor *matmul_impl(dk_tensor *a, dk_tensor *b);
+
 static dk_status matmul_bwd(const dkh_args *a, dk_tensor *const *in, dk_tensor *out, dk_tensor *const *aux,
                             dk_tensor *g, const bool *needs, dk_tensor **gin)
 {
     if (needs[0])
-        gin[0] = dkh_sum_to(dk_matmul(g, dk_transpose(in[1], -1, -2)), in[0]->ndim, in[0]->shape);
+        gin[0] = dkh_sum_to(matmul_impl(g, dk_transpose(in[1], -1, -2)), in[0]->ndim,
+                            in[0]->shape);
     if (needs[1])
-        gin[1] = dkh_sum_to(dk_matmul(dk_transpose(in[0], -1, -2), g), in[1]->ndim, in[1]->shape);
+        gin[1] = dkh_sum_to(matmul_impl(dk_transpose(in[0], -1, -2), g), in[1]->ndim,
+                            in[1]->shape);
     return DK_OK;
 }
 
 const dkh_op_def dkh_op_matmul = {"matmul", 2, DKH_F_DIFF, matmul_infer, matmul_bwd,
                                   {matmul_ref, NULL}};
 
-dk_tensor *dk_matmul(dk_tensor *a, dk_tensor *b)
+/* dk_matmul without autocast. */
+static dk_tensor *matmul_impl(dk_tensor *a, dk_tensor *b)
 {
     dk_tensor *in[2] = {a, b};
     if (!a || !b)
@@ -96,6 +106,19 @@ dk_tensor *dk_matmul(dk_tensor *a, dk_tensor *b)
     return r;
 }
 
+/* The product of autocast operands, back in f32 when either was cast. */
+static dk_tensor *autocast_out(dk_tensor *y, bool cast)
+{
+    return cast && y ? dk_cast(y, DK_DTYPE_F32) : y;
+}
+
+dk_tensor *dk_matmul(dk_tensor *a, dk_tensor *b)
+{
+    dk_dtype ac = dkh_autocast_target();
+    dk_tensor *ac_a = dkh_autocast_in(a, ac), *ac_b = dkh_autocast_in(b, ac);
+    return autocast_out(matmul_impl(ac_a, ac_b), ac_a != a || ac_b != b);
+}
+
 dk_tensor *dk_linear(dk_tensor *x, dk_tensor *w, dk_tensor *b)
 {
     if (w && w->ndim != 2) {
@@ -103,6 +126,9 @@ dk_tensor *dk_linear(dk_tensor *x, dk_tensor *w, dk_tensor *b)
         dkh_op_fail(DKH_OP_MATMUL, 2, in, DK_ERR_SHAPE, "linear: weight must be (OUT, IN)");
         return NULL;
     }
-    dk_tensor *y = dk_matmul(x, dk_transpose(w, 0, 1)); /* (..., IN) @ (IN, OUT) */
+    dk_dtype ac = dkh_autocast_target();
+    dk_tensor *xc = dkh_autocast_in(x, ac), *wc = dkh_autocast_in(w, ac);
+    /* (..., IN) @ (IN, OUT) */
+    dk_tensor *y = autocast_out(matmul_impl(xc, dk_transpose(wc, 0, 1)), xc != x || wc != w);
     return b ? dk_add(y, b) : y;
 }

@@ -11,10 +11,11 @@
  * public function turns sizes and factors into the per-dim coordinate scale
  * (f[0] for H, f[1] for W) so kernels never see the choice.
  *
- * dropout keeps no mask: element i of a call is kept when the counter-based
- * generator's value at (key, counter + i) is below 1 - p, so the backward
- * regenerates the same mask from the generator state recorded in the
- * arguments. Same seed, same mask, whatever the thread count.
+ * dropout keeps no mask: element i of a call is kept when the generator's
+ * 32-bit value at (key, counter + i) is below (1 - p) 2^32 (two values per
+ * hash, see dkh_dropout_u32), so the backward regenerates the same mask from
+ * the generator state recorded in the arguments. Same seed, same mask,
+ * whatever the thread count.
  *
  * Arguments. interpolate: i[0] = mode (DK_INTERP_*), i[1] = align_corners,
  * i[2], i[3] = output H, W; f[0], f[1] = coordinate scales. pad: v[0..nv) =
@@ -337,7 +338,8 @@ static dk_status dropout_infer(const dkh_args *a, dk_tensor *const *in, dkh_meta
 double dkh_dropout_scale(const dkh_args *a, int64_t i)
 {
     double p = a->f[0];
-    bool keep = dkh_rng_uniform(a->rng.key, a->rng.counter + (uint64_t)i) < 1 - p;
+    bool keep = dkh_dropout_u32(a->rng.key, a->rng.counter + (uint64_t)i) <
+                dkh_dropout_threshold(p);
     return keep ? 1 / (1 - p) : 0;
 }
 

@@ -2,7 +2,7 @@
  *
  * Both subtract the row maximum first, so large logits do not overflow. Their
  * backward reads the output: softmax gives y * (g - sum(g * y)), log_softmax
- * gives g - exp(y) * sum(g), each sum over the dim and kept for broadcasting.
+ * gives g - exp(y) * sum(g), each sum over the dim, in one dedicated kernel.
  * a->i[0] is the (normalised) dim.
  */
 #include "tensor_impl.h"
@@ -52,20 +52,57 @@ static bool softmax_ref(const dkh_kcall *c)
     return true;
 }
 
-static dk_status softmax_bwd(const dkh_args *a, dk_tensor *const *in, dk_tensor *y, dk_tensor *const *aux,
-                             dk_tensor *g, const bool *needs, dk_tensor **gin)
+/* Backward: in = {x, y, g}; out = gx. softmax: y (g - sum(g y)); log_softmax:
+ * g - e^y sum(g); sums over the dim, in double. */
+static bool softmax_ref_bwd(const dkh_kcall *c)
 {
-    int d = (int)a->i[0];
-    gin[0] = dk_mul(y, dk_sub(g, dk_sum(dk_mul(g, y), &d, 1, true)));
-    return DK_OK;
+    const dk_tensor *y = c->in[1], *g = c->in[2];
+    dk_tensor *o = c->out;
+    int d = (int)c->args->i[0];
+    bool log_ = c->op == DKH_OP_LOG_SOFTMAX;
+    int64_t n = y->ndim ? y->shape[d] : 1;
+    int64_t ys = y->ndim ? y->strides[d] : 1, gs = g->ndim ? g->strides[d] : 1,
+            os = o->ndim ? o->strides[d] : 1;
+    int64_t shape[DK_MAX_DIMS];
+    memcpy(shape, y->shape, sizeof shape);
+    if (y->ndim)
+        shape[d] = 1;
+    int64_t rows = dkh_numel(y->ndim, shape);
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t yb = dkh_offset_of(r, y->ndim, shape, y->strides);
+        int64_t gb = dkh_offset_of(r, g->ndim, shape, g->strides);
+        int64_t ob = dkh_offset_of(r, o->ndim, shape, o->strides);
+#define Y_(k) dkh_load(dkh_base(y), y->dtype, yb + (k) * ys)
+#define G_(k) dkh_load(dkh_base(g), g->dtype, gb + (k) * gs)
+        double sum = 0;
+        for (int64_t k = 0; k < n; k++)
+            sum += log_ ? G_(k) : G_(k) * Y_(k);
+        for (int64_t k = 0; k < n; k++)
+            dkh_store(dkh_base(o), o->dtype, ob + k * os,
+                      log_ ? G_(k) - exp(Y_(k)) * sum : Y_(k) * (G_(k) - sum));
+#undef Y_
+#undef G_
+    }
+    return true;
 }
 
-static dk_status log_softmax_bwd(const dkh_args *a, dk_tensor *const *in, dk_tensor *y, dk_tensor *const *aux,
-                                 dk_tensor *g, const bool *needs, dk_tensor **gin)
+/* One dedicated kernel instead of the three or four ops the formula takes
+ * (and their temporaries). A broadcast gradient (from a sum) is made
+ * contiguous once so the fast kernel takes it. */
+static dk_status softmax_bwd(const dkh_args *a, dk_tensor *const *in, dk_tensor *y,
+                             dk_tensor *const *aux, dk_tensor *g, const bool *needs,
+                             dk_tensor **gin)
 {
-    int d = (int)a->i[0];
-    gin[0] = dk_sub(g, dk_mul(dk_exp(y), dk_sum(g, &d, 1, true)));
-    return DK_OK;
+    gin[0] = dkh_run_backward_kernel(DKH_OP_SOFTMAX, a, in[0], y, dk_contiguous(g));
+    return gin[0] ? DK_OK : dk_last_status();
+}
+
+static dk_status log_softmax_bwd(const dkh_args *a, dk_tensor *const *in, dk_tensor *y,
+                                 dk_tensor *const *aux, dk_tensor *g, const bool *needs,
+                                 dk_tensor **gin)
+{
+    gin[0] = dkh_run_backward_kernel(DKH_OP_LOG_SOFTMAX, a, in[0], y, dk_contiguous(g));
+    return gin[0] ? DK_OK : dk_last_status();
 }
 
 static dk_status softmax_infer(const dkh_args *a, dk_tensor *const *in, dkh_meta *m)
@@ -79,9 +116,9 @@ static dk_status log_softmax_infer(const dkh_args *a, dk_tensor *const *in, dkh_
 }
 
 const dkh_op_def dkh_op_softmax = {"softmax", 1, DKH_F_DIFF | DKH_F_SAVE_OUT, softmax_infer,
-                                   softmax_bwd, {softmax_ref, NULL}};
+                                   softmax_bwd, {softmax_ref, softmax_ref_bwd}};
 const dkh_op_def dkh_op_log_softmax = {"log_softmax", 1, DKH_F_DIFF | DKH_F_SAVE_OUT,
-                                       log_softmax_infer, log_softmax_bwd, {softmax_ref, NULL}};
+                                       log_softmax_infer, log_softmax_bwd, {softmax_ref, softmax_ref_bwd}};
 
 static dk_tensor *run_softmax(dkh_op_id op, dk_tensor *x, int dim)
 {

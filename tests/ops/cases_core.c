@@ -29,6 +29,29 @@ F1(c_permute, dk_permute(IN0, 3, (int[]){2, 0, 1}))
 F1(c_transpose, dk_transpose(IN0, 0, -1))
 F1(c_slice, dk_slice(IN0, -1, 1, 100, 2))
 F1(c_select, dk_select(IN0, 0, -1))
+/* Large shapes: the fast kernels' parallel paths (a contiguous tensor is one
+ * long row the elementwise kernels cut into pieces), forward and backward. */
+static dk_tensor *f_subsample(dk_tensor *x) /* x[:, :, ::2, ::2], ResNet's shortcut */
+{
+    return dk_slice(dk_slice(x, 2, 0, INT64_MAX, 2), 3, 0, INT64_MAX, 2);
+}
+static dk_tensor *f_slice_odd(dk_tensor *x) /* offset starts, steps that do not divide */
+{
+    return dk_slice(dk_slice(x, 1, 1, 15, 3), -1, 2, -1, 3);
+}
+static dk_tensor *f_relu(dk_tensor *x)
+{
+    return dk_relu(x);
+}
+static dk_tensor *f_add_bcast(dk_tensor *x)
+{
+    return dk_mul(dk_add(x, dk_select(x, 0, 1)), dk_transpose(x, 0, 1));
+}
+F1(c_big_subsample, dkt_grad_of(IN0, f_subsample))
+F1(c_big_slice_odd, dkt_grad_of(IN0, f_slice_odd))
+F1(c_big_relu, dkt_grad_of(IN0, f_relu))
+F1(c_big_add, dkt_grad_of(IN0, f_add_bcast))
+F1(c_big_copy, dk_contiguous(dk_transpose(IN0, 0, 1)))
 F1(c_expand, dk_expand(IN0, 3, (int64_t[]){2, -1, -1}))
 F1(c_neg, dk_neg(IN0))
 F1(c_abs, dk_abs(IN0))
@@ -94,6 +117,11 @@ const op_case dkt_cases_core[] = {
     {DKH_OP_PERMUTE, "permute", 1, U3, 0, c_permute},
     {DKH_OP_PERMUTE, "transpose", 1, U2 "|" U3, 0, c_transpose},
     {DKH_OP_SLICE, "slice", 1, U2 "|" U3, 0, c_slice},
+    {DKH_OP_SLICE, "large_subsample", 1, "16,16,28,28|5,3,9,4100", NOGRAD, c_big_subsample},
+    {DKH_OP_SLICE, "large_slice_odd", 1, "8,16,28,28|2,17,3,2000", NOGRAD, c_big_slice_odd},
+    {DKH_OP_RELU, "large_relu", 1, "64,1000|40000", NOGRAD, c_big_relu},
+    {DKH_OP_ADD, "large_add_mul", 1, "300,300", NOGRAD, c_big_add},
+    {DKH_OP_COPY, "large_copy", 1, "300,300|2,200,90", NOGRAD, c_big_copy},
     {DKH_OP_SLICE, "select", 1, "3,4|1,5|2,3,4", 0, c_select},
     {DKH_OP_EXPAND, "expand", 1, "1,3|4,1|1,1|0,2", 0, c_expand},
     {DKH_OP_NEG, "neg", 1, U2 "|s", 0, c_neg},

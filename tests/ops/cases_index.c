@@ -234,7 +234,7 @@ F1(c_nms1, dk_nms(boxes_of(IN0), IN1, 0.1))
 
 /* The gradient of sum(f(x)^2) w.r.t. a fresh leaf over x's values. The suite
  * runs rows with recording off, so it is switched on here. */
-static dk_tensor *grad_of(dk_tensor *x, dk_tensor *(*f)(dk_tensor *))
+dk_tensor *dkt_grad_of(dk_tensor *x, dk_tensor *(*f)(dk_tensor *))
 {
     bool was = dk_grad_set_enabled(true);
     dk_tensor *leaf = dk_detach(x);
@@ -266,10 +266,59 @@ static dk_tensor *f_dropout(dk_tensor *x)
     dk_rng_seed(&r, 5);
     return dk_dropout(x, 0.5, true, &r);
 }
-F1(c_big_ce, grad_of(IN0, f_ce))
-F1(c_big_bilinear, grad_of(IN0, f_bilinear))
-F1(c_big_max, grad_of(IN0, f_gather))
-F1(c_big_dropout, grad_of(IN0, f_dropout))
+F1(c_big_ce, dkt_grad_of(IN0, f_ce))
+F1(c_big_bilinear, dkt_grad_of(IN0, f_bilinear))
+F1(c_big_max, dkt_grad_of(IN0, f_gather))
+F1(c_big_dropout, dkt_grad_of(IN0, f_dropout))
+/* ResNet's option-A shortcut: channels zero-padded on both sides. */
+static dk_tensor *f_pad_channels(dk_tensor *x)
+{
+    return dk_pad(x, (int64_t[]){0, 0, 0, 0, 8, 8}, 6, DK_PAD_CONSTANT, 0);
+}
+/* Cropped rows and columns and padded channels at once. */
+static dk_tensor *f_pad_mixed(dk_tensor *x)
+{
+    return dk_pad(x, (int64_t[]){-2, 3, 1, -1, 2, 0}, 6, DK_PAD_CONSTANT, 0.25);
+}
+F1(c_big_pad, dkt_grad_of(IN0, f_pad_channels))
+F1(c_big_pad_mixed, dkt_grad_of(IN0, f_pad_mixed))
+static dk_tensor *f_select_rows(dk_tensor *x)
+{
+    return dk_index_select(x, 0, ix1(1000, 7, 1, x->shape[0], false)); /* duplicates */
+}
+static dk_tensor *f_softmax_c(dk_tensor *x)
+{
+    return dk_softmax(x, 1); /* inner 600: two whole blocks and a partial one */
+}
+static dk_tensor *f_log_softmax_c(dk_tensor *x)
+{
+    return dk_log_softmax(x, 1);
+}
+static dk_tensor *f_log_softmax_rows(dk_tensor *x)
+{
+    return dk_log_softmax(x, -1);
+}
+static dk_tensor *f_nll(dk_tensor *x)
+{
+    return dk_nll_loss(x, targets(x), class_weight(x), -100, DK_REDUCTION_MEAN);
+}
+/* A counter that is not a multiple of 16: the kernel's head and tail. */
+static dk_tensor *f_dropout_odd(dk_tensor *x)
+{
+    dk_rng r;
+    dk_rng_seed(&r, 6);
+    r.counter = 37;
+    return dk_dropout(x, 0.3, true, &r);
+}
+F1(c_big_nll, dkt_grad_of(IN0, f_nll))
+F1(c_big_dropout_odd, dkt_grad_of(IN0, f_dropout_odd))
+F1(c_big_select_bwd, dkt_grad_of(IN0, f_select_rows))
+F1(c_big_softmax_c, dkt_grad_of(IN0, f_softmax_c))
+F1(c_big_log_softmax_c, dkt_grad_of(IN0, f_log_softmax_c))
+F1(c_big_log_softmax_rows, dkt_grad_of(IN0, f_log_softmax_rows))
+F1(c_big_scatter_add, dk_scatter_add(IN0, -1, ix(IN1->ndim, IN1->shape, 3, 1, last(IN0), false), IN1))
+F1(c_big_index_put, dk_index_put(IN0, 0, ix1(IN1->shape[0], 5, 2, IN0->shape[0], true), IN1, true))
+F1(c_big_index_set, dk_index_put(IN0, 0, ix1(IN1->shape[0], 5, 2, IN0->shape[0], true), IN1, false))
 F1(c_big_sort, dk_argsort(IN0, -1, true))
 F1(c_big_cat, dk_cat(in, 2, 1))
 F1(c_big_select, dk_index_select(IN0, 0, ix1(300, 7, 1, IN0->shape[0], false)))
@@ -506,10 +555,21 @@ const op_case dkt_cases_index[] = {
     {DKH_OP_BOX_IOU, "box_iou", 2, "3,4;5,4|1,4;0,4|0,4;2,4", NOGRAD, c_box_iou},
     {DKH_OP_NMS, "batched_nms", 2, "8,4;8|1,4;1|0,4;0|12,4;12", NOGRAD, c_nms},
     {DKH_OP_NMS, "nms", 2, "8,4;8|12,4;12", NOGRAD, c_nms1},
-    {DKH_OP_CROSS_ENTROPY, "large_cross_entropy", 1, "300,130|4,21,24,24", NOGRAD, c_big_ce},
+    {DKH_OP_CROSS_ENTROPY, "large_cross_entropy", 1, "300,130|4,21,24,24|2,5,1300|500,20", NOGRAD, c_big_ce},
     {DKH_OP_INTERPOLATE, "large_bilinear", 1, "2,16,40,40", NOGRAD, c_big_bilinear},
     {DKH_OP_MAX_DIM, "large_max_dim", 1, "64,40,30", NOGRAD, c_big_max},
     {DKH_OP_DROPOUT, "large_dropout", 1, "300,130", NOGRAD, c_big_dropout},
+    {DKH_OP_PAD, "large_pad_channels", 1, "16,16,14,14", NOGRAD, c_big_pad},
+    {DKH_OP_PAD, "large_pad_crop", 1, "16,16,14,14|3,2,50000", NOGRAD, c_big_pad_mixed},
+    {DKH_OP_NLL_LOSS, "large_nll_loss", 1, "300,130|4,21,24,24", NOGRAD, c_big_nll},
+    {DKH_OP_DROPOUT, "large_dropout_odd_counter", 1, "300,131|5", NOGRAD, c_big_dropout_odd},
+    {DKH_OP_INDEX_SELECT, "large_index_select_bwd", 1, "300,64|2,300,70", NOGRAD, c_big_select_bwd},
+    {DKH_OP_SOFTMAX, "large_softmax_dim1", 1, "3,5,20,30|40,30,33", NOGRAD, c_big_softmax_c},
+    {DKH_OP_LOG_SOFTMAX, "large_log_softmax_dim1", 1, "3,5,20,30", NOGRAD, c_big_log_softmax_c},
+    {DKH_OP_LOG_SOFTMAX, "large_log_softmax_rows", 1, "300,130|2000,20", NOGRAD, c_big_log_softmax_rows},
+    {DKH_OP_SCATTER, "large_scatter_add", 2, "80,300;80,200", NOGRAD, c_big_scatter_add},
+    {DKH_OP_INDEX_PUT, "large_index_put_acc", 2, "600,64;900,64", NOGRAD, c_big_index_put},
+    {DKH_OP_INDEX_PUT, "large_index_put_set", 2, "600,64;900,64", NOGRAD, c_big_index_set},
     {DKH_OP_SORT, "large_argsort", 1, "200,300", NOGRAD | QUANT, c_big_sort},
     {DKH_OP_CAT, "large_cat", 2, "300,100;300,60", NOGRAD, c_big_cat},
     {DKH_OP_INDEX_SELECT, "large_index_select", 1, "250,200", NOGRAD, c_big_select},

@@ -106,6 +106,16 @@ static dk_tensor *c_bn_running(dk_tensor *const *in)
     return y;
 }
 
+/* Layer norm over w's shape (the last w->ndim dims of x). */
+F1(c_ln, dk_layer_norm(IN0, IN1->shape, IN1->ndim, IN1, IN2, 1e-5))
+F1(c_ln_plain, dk_layer_norm(IN0, IN0->shape + IN0->ndim - 2, 2, NULL, NULL, 1e-3))
+/* Rows at uneven strides (a permuted x) with unit-stride rows: the fast path. */
+F1(c_ln_perm, dk_layer_norm(dk_permute(IN0, 3, (int[]){1, 0, 2}), IN1->shape, 1, IN1, IN2, 1e-5))
+F1(c_gn, dk_group_norm(IN0, 2, IN1, IN2, 1e-5))
+F1(c_gn1, dk_group_norm(IN0, 1, IN1, IN2, 1e-5))
+F1(c_gn_inst, dk_group_norm(IN0, IN0->shape[1], NULL, NULL, 1e-3))
+F1(c_gn_perm, dk_group_norm(dk_permute(IN0, 4, (int[]){1, 0, 2, 3}), 3, IN1, IN2, 1e-5))
+
 F1(c_maxpool, dk_max_pool2d(IN0, two, NULL, NULL, NULL, false))
 F1(c_maxpool_ceil, dk_max_pool2d(IN0, (int64_t[]){3, 2}, two, one, NULL, true))
 F1(c_maxpool_dil, dk_max_pool2d(IN0, (int64_t[]){3, 3}, (int64_t[]){1, 2}, one, two, false))
@@ -134,6 +144,14 @@ const op_case dkt_cases_nn[] = {
     {DKH_OP_BATCH_NORM, "batch_norm_no_affine", 1, "3,4,2,3|2,1,1,5", 0, c_bn_plain},
     {DKH_OP_BATCH_NORM, "batch_norm_eval", 5, "2,3,4,5;3;3;3;3|3,2;2;2;2;2", POS, c_bn_eval},
     {DKH_OP_BATCH_NORM, "batch_norm_running_stats", 1, "4,3,5,6|2,2,1,3", NOGRAD, c_bn_running},
+    {DKH_OP_LAYER_NORM, "layer_norm", 3, "4,5;5;5|2,3,4;3,4;3,4|3,1,6;6;6|1,7;7;7|0,3;3;3", 0,
+     c_ln},
+    {DKH_OP_LAYER_NORM, "layer_norm_no_affine", 1, "3,4,5|2,1,6", 0, c_ln_plain},
+    {DKH_OP_LAYER_NORM, "layer_norm_strided_rows", 3, "3,4,5;5;5|2,1,7;7;7", 0, c_ln_perm},
+    {DKH_OP_GROUP_NORM, "group_norm", 3, "2,6,3,4;6;6|1,4,5;4;4|3,4;4;4|0,2,3;2;2", 0, c_gn},
+    {DKH_OP_GROUP_NORM, "group_norm_one_group", 3, "2,3,2,3;3;3", 0, c_gn1},
+    {DKH_OP_GROUP_NORM, "group_norm_instance", 1, "2,3,4,3|1,2,5", 0, c_gn_inst},
+    {DKH_OP_GROUP_NORM, "group_norm_strided_samples", 3, "6,2,3,4;6;6", 0, c_gn_perm},
     {DKH_OP_MAX_POOL2D, "max_pool2d", 1, "2,3,6,8|1,2,5,7|2,1,4,4", APART, c_maxpool},
     {DKH_OP_MAX_POOL2D, "max_pool2d_ceil_pad", 1, "2,2,6,7|1,3,5,5", APART, c_maxpool_ceil},
     {DKH_OP_MAX_POOL2D, "max_pool2d_dilation", 1, "1,2,7,8|2,2,6,6", APART, c_maxpool_dil},

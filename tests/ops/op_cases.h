@@ -42,6 +42,10 @@ DKT_CASE_GROUPS(DKT_DECL_)
 #define IN2 in[2]
 #define F1(name, expr) static dk_tensor *name(dk_tensor *const *in) { return (expr); }
 
+/* The gradient of sum(f(x)^2) w.r.t. a fresh leaf over x's values (grad mode
+ * on): rows of large shapes use it to run the fast backward kernels. */
+dk_tensor *dkt_grad_of(dk_tensor *x, dk_tensor *(*f)(dk_tensor *));
+
 /* Shapes: 2-d and 3-d variants include batch 1, odd sizes and an empty dim. */
 #define U2 "1,5|3,7|4,1|0,3"
 #define U3 "2,3,5|1,4,3|3,1,2|2,0,3"

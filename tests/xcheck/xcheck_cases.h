@@ -120,7 +120,10 @@
     X(softmax, SOFTMAX, "3,5", 0, dk_softmax(IN0, -1))                                \
     X(softmax_dim0, SOFTMAX, "3,4,2", 0, dk_softmax(IN0, 0))                          \
     X(log_softmax, LOG_SOFTMAX, "3,5", 0, dk_log_softmax(IN0, -1))                    \
-    X(log_softmax_dim1, LOG_SOFTMAX, "2,4,3", 0, dk_log_softmax(IN0, 1))
+    X(log_softmax_dim1, LOG_SOFTMAX, "2,4,3", 0, dk_log_softmax(IN0, 1))              \
+    X(softmax_rows_large, SOFTMAX, "64,300", 0, dk_softmax(IN0, -1))                  \
+    X(log_softmax_rows_large, LOG_SOFTMAX, "64,300", 0, dk_log_softmax(IN0, -1))      \
+    X(softmax_channels_large, SOFTMAX, "2,5,20,30", 0, dk_softmax(IN0, 1))
 
 /* ---- nn: convolution, normalisation, pooling (nn.h) ---- */
 #define XC_NN(X)                                                                        \
@@ -137,6 +140,12 @@
     X(batch_norm_eval, BATCH_NORM, "4,3,5;3;3", 0,                                        \
       dk_batch_norm(IN0, IN1, IN2, dk_full(1, (int64_t[]){3}, 0.3, DT, DK_CPU),           \
                     dk_full(1, (int64_t[]){3}, 1.7, DT, DK_CPU), false, 0.1, 1e-5))       \
+    X(layer_norm, LAYER_NORM, "3,4,5;4,5;4,5", 0,                                         \
+      dk_layer_norm(IN0, (int64_t[]){4, 5}, 2, IN1, IN2, 1e-5))                           \
+    X(layer_norm_plain, LAYER_NORM, "6,7", 0,                                             \
+      dk_layer_norm(IN0, (int64_t[]){7}, 1, NULL, NULL, 1e-5))                            \
+    X(group_norm, GROUP_NORM, "2,6,4,3;6;6", 0, dk_group_norm(IN0, 3, IN1, IN2, 1e-5))    \
+    X(group_norm_plain, GROUP_NORM, "3,4,5", 0, dk_group_norm(IN0, 2, NULL, NULL, 1e-5))  \
     X(max_pool2d, MAX_POOL2D, "2,3,7,7", 0,                                               \
       dk_max_pool2d(IN0, (int64_t[]){3, 3}, (int64_t[]){2, 2}, (int64_t[]){1, 1}, NULL, false)) \
     X(max_pool2d_ceil, MAX_POOL2D, "2,3,7,7", 0,                                          \
@@ -162,6 +171,10 @@
       dk_cross_entropy(IN0, IN1, NULL, -100, 0.0, DK_REDUCTION_MEAN))                     \
     X(cross_entropy_ls_ignore, CROSS_ENTROPY, "6,4;i4:6", 0,                              \
       dk_cross_entropy(IN0, IN1, NULL, 1, 0.1, DK_REDUCTION_SUM))                         \
+    X(cross_entropy_large, CROSS_ENTROPY, "64,300;i300:64", 0,                            \
+      dk_cross_entropy(IN0, IN1, NULL, -100, 0.0, DK_REDUCTION_MEAN))                     \
+    X(cross_entropy_seg_large, CROSS_ENTROPY, "2,5,40,30;i5:2,40,30", 0,                  \
+      dk_cross_entropy(IN0, IN1, NULL, 1, 0.1, DK_REDUCTION_MEAN))                        \
     X(index_put_acc, INDEX_PUT, "5,3;i5:4;4,3", 0, dk_index_put(IN0, 0, IN1, IN2, true))  \
     X(scatter_add, SCATTER, "3,5;i5:3,2;3,2", 0, dk_scatter_add(IN0, 1, IN1, IN2))        \
     X(interp_nearest, INTERPOLATE, "1,2,3,4", 0,                                          \

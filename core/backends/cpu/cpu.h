@@ -24,20 +24,33 @@ typedef struct dkh_ew_iter {
     char *base[DKH_EW_MAX_OPS];
     size_t esize[DKH_EW_MAX_OPS];
     int64_t rows, inner; /* rows * inner == numel */
+    /* Work items for the threads: each row is cut into nchunk pieces of at
+     * most chunk elements. A contiguous tensor coalesces into one long row,
+     * which would otherwise run on one thread. */
+    int64_t nchunk, chunk, items;
 } dkh_ew_iter;
 
 /* Iterates out and the call's inputs (NULL inputs skipped: their base is NULL). */
 void dkh_ew_init(dkh_ew_iter *it, const dkh_kcall *c);
 /* Element offsets of row r's first element for every operand. */
 void dkh_ew_row(const dkh_ew_iter *it, int64_t r, int64_t *off);
+/* Element offsets of work item k's first element for every operand; returns
+ * its length (elements along the inner dim). */
+int64_t dkh_ew_item(const dkh_ew_iter *it, int64_t k, int64_t *off);
 
 bool dkh_cpu_unary(const dkh_kcall *c);
 bool dkh_cpu_unary_bwd(const dkh_kcall *c);
 bool dkh_cpu_binary(const dkh_kcall *c);
 bool dkh_cpu_copy(const dkh_kcall *c);
+bool dkh_cpu_cast(const dkh_kcall *c); /* f32 <-> bf16, else dkh_cpu_copy (cast_bf16.c) */
 bool dkh_cpu_full(const dkh_kcall *c);
 bool dkh_cpu_reduce(const dkh_kcall *c);
 bool dkh_cpu_matmul(const dkh_kcall *c);
 bool dkh_cpu_softmax(const dkh_kcall *c);
+bool dkh_cpu_softmax_bwd(const dkh_kcall *c); /* softmax.c: softmax and log_softmax */
+/* movement.c: slice's backward, constant pad forward and backward. */
+bool dkh_cpu_slice_bwd(const dkh_kcall *c);
+bool dkh_cpu_pad(const dkh_kcall *c);
+bool dkh_cpu_pad_bwd(const dkh_kcall *c);
 
 #endif /* DKH_CPU_H */

@@ -58,6 +58,12 @@ void dkh_ew_init(dkh_ew_iter *it, const dkh_kcall *c)
     it->rows = n ? dkh_numel(n - 1, it->shape) : 1;
     if (dkh_numel(nd, out->shape) == 0)
         it->rows = 0;
+    /* 16K elements (64 KiB of f32) per piece keeps the per-item overhead
+     * negligible; only rows at least twice that long are cut. */
+    enum { CHUNK = 16384 };
+    it->nchunk = it->inner >= 2 * CHUNK ? (it->inner + CHUNK - 1) / CHUNK : 1;
+    it->chunk = (it->inner + it->nchunk - 1) / it->nchunk;
+    it->items = it->rows * it->nchunk;
 }
 
 void dkh_ew_row(const dkh_ew_iter *it, int64_t r, int64_t *off)
@@ -70,6 +76,19 @@ void dkh_ew_row(const dkh_ew_iter *it, int64_t r, int64_t *off)
         for (int k = 0; k < it->nops; k++)
             off[k] += i * it->st[k][d];
     }
+}
+
+int64_t dkh_ew_item(const dkh_ew_iter *it, int64_t k, int64_t *off)
+{
+    int64_t r = k / it->nchunk, c = k % it->nchunk;
+    dkh_ew_row(it, r, off);
+    if (c == 0)
+        return it->inner < it->chunk ? it->inner : it->chunk;
+    int L = it->ndim - 1; /* c > 0 only when the inner dim was cut, so ndim >= 1 */
+    for (int j = 0; j < it->nops; j++)
+        off[j] += c * it->chunk * it->st[j][L];
+    int64_t left = it->inner - c * it->chunk;
+    return left < it->chunk ? left : it->chunk;
 }
 
 static dkh_backend cpu;
@@ -97,7 +116,7 @@ static void cpu_fill(void)
     for (size_t i = 0; i < sizeof binary_ops / sizeof *binary_ops; i++)
         b.kernels[binary_ops[i]][DKH_FWD] = dkh_cpu_binary;
     b.kernels[DKH_OP_COPY][DKH_FWD] = dkh_cpu_copy;
-    b.kernels[DKH_OP_CAST][DKH_FWD] = dkh_cpu_copy;
+    b.kernels[DKH_OP_CAST][DKH_FWD] = dkh_cpu_cast;
     b.kernels[DKH_OP_FULL][DKH_FWD] = dkh_cpu_full;
     b.kernels[DKH_OP_SUM][DKH_FWD] = dkh_cpu_reduce;
     b.kernels[DKH_OP_AMAX][DKH_FWD] = dkh_cpu_reduce;
@@ -105,18 +124,27 @@ static void cpu_fill(void)
     b.kernels[DKH_OP_MATMUL][DKH_FWD] = dkh_dnnl_matmul; /* f32 via oneDNN, else dkh_cpu_matmul */
     b.kernels[DKH_OP_SOFTMAX][DKH_FWD] = dkh_cpu_softmax;
     b.kernels[DKH_OP_LOG_SOFTMAX][DKH_FWD] = dkh_cpu_softmax;
+    b.kernels[DKH_OP_SOFTMAX][DKH_BWD] = dkh_cpu_softmax_bwd;
+    b.kernels[DKH_OP_LOG_SOFTMAX][DKH_BWD] = dkh_cpu_softmax_bwd;
     /* Neural-network ops (oneDNN and own kernels; dnnl_cpu.h). */
     b.kernels[DKH_OP_CONV2D][DKH_FWD] = dkh_dnnl_conv2d;
     b.kernels[DKH_OP_CONV2D_BWD_DATA][DKH_FWD] = dkh_dnnl_conv2d_bwd_data;
     b.kernels[DKH_OP_CONV2D_BWD_WEIGHT][DKH_FWD] = dkh_dnnl_conv2d_bwd_weight;
     b.kernels[DKH_OP_BATCH_NORM][DKH_FWD] = dkh_cpu_batch_norm;
     b.kernels[DKH_OP_BATCH_NORM][DKH_BWD] = dkh_cpu_batch_norm_bwd;
+    b.kernels[DKH_OP_LAYER_NORM][DKH_FWD] = dkh_cpu_layer_norm;
+    b.kernels[DKH_OP_LAYER_NORM][DKH_BWD] = dkh_cpu_layer_norm_bwd;
+    b.kernels[DKH_OP_GROUP_NORM][DKH_FWD] = dkh_cpu_group_norm;
+    b.kernels[DKH_OP_GROUP_NORM][DKH_BWD] = dkh_cpu_group_norm_bwd;
     b.kernels[DKH_OP_MAX_POOL2D][DKH_FWD] = dkh_cpu_max_pool2d;
     b.kernels[DKH_OP_MAX_POOL2D][DKH_BWD] = dkh_cpu_max_pool2d_bwd;
     b.kernels[DKH_OP_AVG_POOL2D][DKH_FWD] = dkh_cpu_avg_pool2d;
     b.kernels[DKH_OP_AVG_POOL2D][DKH_BWD] = dkh_cpu_avg_pool2d_bwd;
     b.kernels[DKH_OP_ADAPTIVE_AVG_POOL2D][DKH_FWD] = dkh_cpu_adaptive_avg_pool2d;
     b.kernels[DKH_OP_ADAPTIVE_AVG_POOL2D][DKH_BWD] = dkh_cpu_adaptive_avg_pool2d_bwd;
+    b.kernels[DKH_OP_SLICE][DKH_BWD] = dkh_cpu_slice_bwd; /* movement.c */
+    b.kernels[DKH_OP_PAD][DKH_FWD] = dkh_cpu_pad;
+    b.kernels[DKH_OP_PAD][DKH_BWD] = dkh_cpu_pad_bwd;
     dkh_cpu_fill_index(&b); /* indexing, sorting, losses, resampling (cpu_index.h) */
     cpu = b;
 }

@@ -110,6 +110,10 @@ bool dkh_dnnl_matmul(const dkh_kcall *c);
 /* Own OpenMP kernels of the neural-network ops (nn_*.c). */
 bool dkh_cpu_batch_norm(const dkh_kcall *c);
 bool dkh_cpu_batch_norm_bwd(const dkh_kcall *c);
+bool dkh_cpu_layer_norm(const dkh_kcall *c);
+bool dkh_cpu_layer_norm_bwd(const dkh_kcall *c);
+bool dkh_cpu_group_norm(const dkh_kcall *c);
+bool dkh_cpu_group_norm_bwd(const dkh_kcall *c);
 bool dkh_cpu_max_pool2d(const dkh_kcall *c);
 bool dkh_cpu_max_pool2d_bwd(const dkh_kcall *c);
 bool dkh_cpu_avg_pool2d(const dkh_kcall *c);

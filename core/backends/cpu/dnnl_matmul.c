@@ -1,5 +1,5 @@
-/* core/backends/cpu/dnnl_matmul.c — f32 matmul through oneDNN's matmul primitive,
- * in front of the blocked kernel of matmul.c.
+/* core/backends/cpu/dnnl_matmul.c — f32 and bf16 matmul through oneDNN's matmul
+ * primitive, in front of the blocked kernel of matmul.c.
  *
  * oneDNN takes any element strides for its plain operands, so a transposed
  * weight (linear's x @ w^T) or a transposed activation (the backward's
@@ -8,13 +8,16 @@
  * kernel several times over (see the nn report), so it takes every f32 call it
  * can express: 2-d operands, or batch dims that flatten to one stride per
  * operand without broadcasting. Everything else (f64, broadcast batches)
- * goes to dkh_cpu_matmul as before.
+ * goes to dkh_cpu_matmul as before. bf16 (autocast's dtype) takes the same
+ * path: oneDNN multiplies bf16 operands with f32 accumulation (on AMX tiles
+ * where the CPU has them) and rounds the result to bf16 once.
  */
 #include "dnnl_cpu.h"
 
 #include <string.h>
 
 typedef struct mm_ctx {
+    dk_dtype dt;
     int64_t B, M, N, K;
     int64_t xs[3], ys[3]; /* batch, row, column strides (elements) */
 } mm_ctx;
@@ -25,9 +28,9 @@ static bool build_mm(dkh_dnnl_entry *e, const void *vctx)
     int64_t od[3] = {c->B, c->M, c->N}, os[3] = {c->M * c->N, c->N, 1};
     int64_t xd[3] = {c->B, c->M, c->K}, yd[3] = {c->B, c->K, c->N};
     dnnl_memory_desc_t xm, ym, om;
-    if (!dkh_dnnl_md_strided(&xm, 3, xd, c->xs, DK_DTYPE_F32) ||
-        !dkh_dnnl_md_strided(&ym, 3, yd, c->ys, DK_DTYPE_F32) ||
-        !dkh_dnnl_md_strided(&om, 3, od, os, DK_DTYPE_F32))
+    if (!dkh_dnnl_md_strided(&xm, 3, xd, c->xs, c->dt) ||
+        !dkh_dnnl_md_strided(&ym, 3, yd, c->ys, c->dt) ||
+        !dkh_dnnl_md_strided(&om, 3, od, os, c->dt))
         return false;
     dnnl_matmul_desc_t md;
     if (dnnl_matmul_desc_init(&md, &xm, &ym, NULL, &om) != dnnl_success)
@@ -73,10 +76,10 @@ static bool try_dnnl(const dkh_kcall *c)
 {
     const dk_tensor *x = c->in[0], *y = c->in[1];
     dk_tensor *o = c->out;
-    if (o->dtype != DK_DTYPE_F32)
+    if (o->dtype != DK_DTYPE_F32 && o->dtype != DK_DTYPE_BF16)
         return false;
     int nb = o->ndim - 2;
-    mm_ctx m = {.B = dkh_numel(nb, o->shape), .M = o->shape[nb], .N = o->shape[nb + 1],
+    mm_ctx m = {.dt = o->dtype, .B = dkh_numel(nb, o->shape), .M = o->shape[nb], .N = o->shape[nb + 1],
                 .K = x->shape[x->ndim - 1]};
     if (m.B * m.M * m.N == 0 || m.K == 0)
         return false;
@@ -97,6 +100,7 @@ static bool try_dnnl(const dkh_kcall *c)
         m.ys[2] = 1;
     dkh_dnnl_key k = {.n = 0};
     dkh_dnnl_key_add(&k, DKH_OP_MATMUL);
+    dkh_dnnl_key_add(&k, m.dt);
     dkh_dnnl_key_add(&k, m.B);
     dkh_dnnl_key_add(&k, m.M);
     dkh_dnnl_key_add(&k, m.N);

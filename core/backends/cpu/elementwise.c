@@ -1,8 +1,9 @@
 /* core/backends/cpu/elementwise.c — fast f32/f64 elementwise kernels.
  *
- * Each kernel walks rows from the coalescing iterator (cpu.h) in parallel and
- * switches on the op once per row, so the inner loop is one expression the
- * compiler vectorises when every operand is contiguous in it. <tgmath.h> makes
+ * Each kernel walks rows from the coalescing iterator (cpu.h) in parallel (a
+ * long row, e.g. a whole contiguous tensor, cut into pieces so both threads
+ * get work) and switches on the op once per piece, so the inner loop is one
+ * expression the compiler vectorises when every operand is contiguous in it. <tgmath.h> makes
  * exp, log, ... pick the float or double function from the element type, so
  * one expression serves both dtypes. Other dtypes return false and run on the
  * reference kernel.
@@ -11,7 +12,7 @@
 
 #include <tgmath.h>
 
-#define PAR_IF(it) if ((it).rows * (it).inner >= DKH_CPU_PAR_MIN && (it).rows > 1)
+#define PAR_IF(it) if ((it).rows * (it).inner >= DKH_CPU_PAR_MIN && (it).items > 1)
 
 /* The inner loop over n elements of row pointers o (T), a, b, c; contiguous
  * when every operand's inner stride is 1. */
@@ -93,15 +94,15 @@ bool dkh_cpu_unary(const dkh_kcall *c)
     dkh_ew_init(&it, c);
     int64_t so = it.ndim ? it.st[0][it.ndim - 1] : 1, sa = it.ndim ? it.st[1][it.ndim - 1] : 1;
 #pragma omp parallel for schedule(static) PAR_IF(it)
-    for (int64_t r = 0; r < it.rows; r++) {
+    for (int64_t k = 0; k < it.items; k++) {
         int64_t off[DKH_EW_MAX_OPS];
-        dkh_ew_row(&it, r, off);
+        int64_t n = dkh_ew_item(&it, k, off);
         if (dt == DK_DTYPE_F32)
             unary_row_float(c->op, c->args, (float *)it.base[0] + off[0],
-                            (const float *)it.base[1] + off[1], it.inner, so, sa);
+                            (const float *)it.base[1] + off[1], n, so, sa);
         else
             unary_row_double(c->op, c->args, (double *)it.base[0] + off[0],
-                             (const double *)it.base[1] + off[1], it.inner, so, sa);
+                             (const double *)it.base[1] + off[1], n, so, sa);
     }
     return true;
 }
@@ -182,20 +183,20 @@ bool dkh_cpu_unary_bwd(const dkh_kcall *c)
         s[k] = it.ndim ? it.st[k][L] : 1;
     bool has_y = c->in[1] != NULL;
 #pragma omp parallel for schedule(static) PAR_IF(it)
-    for (int64_t r = 0; r < it.rows; r++) {
+    for (int64_t k = 0; k < it.items; k++) {
         int64_t off[DKH_EW_MAX_OPS];
-        dkh_ew_row(&it, r, off);
+        int64_t n = dkh_ew_item(&it, k, off);
         if (dt == DK_DTYPE_F32)
             unary_bwd_row_float(c->op, c->args, (float *)it.base[0] + off[0],
                                 (const float *)it.base[1] + off[1],
                                 has_y ? (const float *)it.base[2] + off[2] : NULL,
-                                (const float *)it.base[3] + off[3], it.inner, s[0], s[1],
+                                (const float *)it.base[3] + off[3], n, s[0], s[1],
                                 has_y ? s[2] : s[1], s[3]);
         else
             unary_bwd_row_double(c->op, c->args, (double *)it.base[0] + off[0],
                                  (const double *)it.base[1] + off[1],
                                  has_y ? (const double *)it.base[2] + off[2] : NULL,
-                                 (const double *)it.base[3] + off[3], it.inner, s[0], s[1],
+                                 (const double *)it.base[3] + off[3], n, s[0], s[1],
                                  has_y ? s[2] : s[1], s[3]);
     }
     return true;
@@ -268,34 +269,34 @@ bool dkh_cpu_binary(const dkh_kcall *c)
         s[k] = it.ndim ? it.st[k][L] : 1;
     bool f32 = dt == DK_DTYPE_F32;
 #pragma omp parallel for schedule(static) PAR_IF(it)
-    for (int64_t r = 0; r < it.rows; r++) {
+    for (int64_t k = 0; k < it.items; k++) {
         int64_t off[DKH_EW_MAX_OPS];
-        dkh_ew_row(&it, r, off);
+        int64_t n = dkh_ew_item(&it, k, off);
         if (where) {
             const uint8_t *cd = (const uint8_t *)it.base[1] + off[1];
             if (f32)
                 where_row_float((float *)it.base[0] + off[0], cd, (const float *)it.base[2] + off[2],
-                                (const float *)it.base[3] + off[3], it.inner, s[0], s[1], s[2], s[3]);
+                                (const float *)it.base[3] + off[3], n, s[0], s[1], s[2], s[3]);
             else
                 where_row_double((double *)it.base[0] + off[0], cd,
                                  (const double *)it.base[2] + off[2],
-                                 (const double *)it.base[3] + off[3], it.inner, s[0], s[1], s[2],
+                                 (const double *)it.base[3] + off[3], n, s[0], s[1], s[2],
                                  s[3]);
         } else if (cmp) {
             uint8_t *o = (uint8_t *)it.base[0] + off[0];
             if (f32)
                 compare_row_float(c->op, o, (const float *)it.base[1] + off[1],
-                                  (const float *)it.base[2] + off[2], it.inner, s[0], s[1], s[2]);
+                                  (const float *)it.base[2] + off[2], n, s[0], s[1], s[2]);
             else
                 compare_row_double(c->op, o, (const double *)it.base[1] + off[1],
-                                   (const double *)it.base[2] + off[2], it.inner, s[0], s[1], s[2]);
+                                   (const double *)it.base[2] + off[2], n, s[0], s[1], s[2]);
         } else if (f32) {
             binary_row_float(c->op, (float *)it.base[0] + off[0], (const float *)it.base[1] + off[1],
-                             (const float *)it.base[2] + off[2], it.inner, s[0], s[1], s[2]);
+                             (const float *)it.base[2] + off[2], n, s[0], s[1], s[2]);
         } else {
             binary_row_double(c->op, (double *)it.base[0] + off[0],
                               (const double *)it.base[1] + off[1],
-                              (const double *)it.base[2] + off[2], it.inner, s[0], s[1], s[2]);
+                              (const double *)it.base[2] + off[2], n, s[0], s[1], s[2]);
         }
     }
     return true;
@@ -336,18 +337,18 @@ bool dkh_cpu_copy(const dkh_kcall *c)
     int L = it.ndim - 1;
     int64_t so = it.ndim ? it.st[0][L] : 1, sa = it.ndim ? it.st[1][L] : 1;
 #pragma omp parallel for schedule(static) PAR_IF(it)
-    for (int64_t r = 0; r < it.rows; r++) {
+    for (int64_t k = 0; k < it.items; k++) {
         int64_t off[DKH_EW_MAX_OPS];
-        dkh_ew_row(&it, r, off);
+        int64_t n = dkh_ew_item(&it, k, off);
         char *o = it.base[0] + off[0] * (int64_t)it.esize[0];
         const char *a = it.base[1] + off[1] * (int64_t)it.esize[1];
         switch (kind) {
-        case 1: copy_row_uint8_t_uint8_t((uint8_t *)o, (const uint8_t *)a, it.inner, so, sa); break;
-        case 2: copy_row_uint16_t_uint16_t((uint16_t *)o, (const uint16_t *)a, it.inner, so, sa); break;
-        case 4: copy_row_uint32_t_uint32_t((uint32_t *)o, (const uint32_t *)a, it.inner, so, sa); break;
-        case 8: copy_row_uint64_t_uint64_t((uint64_t *)o, (const uint64_t *)a, it.inner, so, sa); break;
-        case 3: copy_row_float_double((float *)o, (const double *)a, it.inner, so, sa); break;
-        default: copy_row_double_float((double *)o, (const float *)a, it.inner, so, sa); break;
+        case 1: copy_row_uint8_t_uint8_t((uint8_t *)o, (const uint8_t *)a, n, so, sa); break;
+        case 2: copy_row_uint16_t_uint16_t((uint16_t *)o, (const uint16_t *)a, n, so, sa); break;
+        case 4: copy_row_uint32_t_uint32_t((uint32_t *)o, (const uint32_t *)a, n, so, sa); break;
+        case 8: copy_row_uint64_t_uint64_t((uint64_t *)o, (const uint64_t *)a, n, so, sa); break;
+        case 3: copy_row_float_double((float *)o, (const double *)a, n, so, sa); break;
+        default: copy_row_double_float((double *)o, (const float *)a, n, so, sa); break;
         }
     }
     return true;

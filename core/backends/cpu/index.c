@@ -19,6 +19,9 @@ void dkh_cpu_fill_index(dkh_backend *b)
 {
     b->kernels[DKH_OP_CAT][DKH_FWD] = dkh_cpu_cat;
     b->kernels[DKH_OP_INDEX_SELECT][DKH_FWD] = dkh_cpu_index_select;
+    b->kernels[DKH_OP_INDEX_SELECT][DKH_BWD] = dkh_cpu_index_select_bwd;
+    b->kernels[DKH_OP_INDEX_PUT][DKH_FWD] = dkh_cpu_index_put;
+    b->kernels[DKH_OP_SCATTER][DKH_FWD] = dkh_cpu_scatter;
     b->kernels[DKH_OP_GATHER][DKH_FWD] = dkh_cpu_gather;
     b->kernels[DKH_OP_GATHER][DKH_BWD] = dkh_cpu_gather_bwd;
     b->kernels[DKH_OP_MAX_DIM][DKH_FWD] = dkh_cpu_max_dim;
@@ -125,6 +128,28 @@ bool dkh_cpu_gather(const dkh_kcall *c)
     const int64_t *ix = (const int64_t *)dkh_base(idx);
     const char *xb = dkh_base(x);
     char *ob = dkh_base(c->out);
+    if (inner == 1 && (es == 4 || es == 8)) {
+        /* Picking along the last dim: typed loads the compiler turns into
+         * vector gathers, instead of a per-element size switch. */
+#pragma omp parallel for schedule(static) if (outer * L >= DKH_CPU_PAR_MIN && outer > 1)
+        for (int64_t r = 0; r < outer; r++) {
+            const int64_t *ir = ix + r * L;
+            if (es == 4) {
+                const uint32_t *xr = (const uint32_t *)xb + r * n;
+                uint32_t *orow = (uint32_t *)ob + r * L;
+#pragma omp simd
+                for (int64_t j = 0; j < L; j++)
+                    orow[j] = xr[ir[j]];
+            } else {
+                const uint64_t *xr = (const uint64_t *)xb + r * n;
+                uint64_t *orow = (uint64_t *)ob + r * L;
+#pragma omp simd
+                for (int64_t j = 0; j < L; j++)
+                    orow[j] = xr[ir[j]];
+            }
+        }
+        return true;
+    }
 #pragma omp parallel for schedule(static) if (outer * L * inner >= DKH_CPU_PAR_MIN && outer > 1)
     for (int64_t r = 0; r < outer; r++)
         for (int64_t j = 0; j < L; j++)
@@ -172,6 +197,144 @@ bool dkh_cpu_gather_bwd(const dkh_kcall *c)
         gather_bwd_double(outer, idx->shape[d], gx->shape[d], inner,
                           (const int64_t *)dkh_base(idx), (const double *)dkh_base(g),
                           (double *)dkh_base(gx));
+    return true;
+}
+
+/* ---- scatter-adds of whole rows: index_select's backward, index_put ----------------------- */
+
+/* Column pieces (elements of the inner dims) the threads share. Every
+ * element's updates still arrive in index order on one thread, so duplicates
+ * add (or the last write wins) the same way on any thread count. */
+#define COLS 64
+
+/* dst (outer, n, inner) op= src (outer, L, inner) at rows ix[j] of dim 1;
+ * negative indices count from the end. acc: add, else assign. dst already
+ * holds its starting values. */
+#define ROW_SCATTER(T)                                                                          \
+    static void row_scatter_##T(int64_t outer, int64_t L, int64_t n, int64_t inner,            \
+                                const int64_t *ix, const T *src, T *dst, bool acc)              \
+    {                                                                                           \
+        int64_t pieces = (inner + COLS - 1) / COLS, units = outer * pieces;                     \
+        _Pragma("omp parallel for schedule(static) if (outer * L * inner >= DKH_CPU_PAR_MIN && units > 1)") \
+        for (int64_t u = 0; u < units; u++) {                                                   \
+            int64_t r = u / pieces, c0 = (u % pieces) * COLS;                                    \
+            int64_t w = inner - c0 < COLS ? inner - c0 : COLS;                                   \
+            for (int64_t j = 0; j < L; j++) {                                                   \
+                int64_t k = ix[j] < 0 ? ix[j] + n : ix[j];                                       \
+                const T *sr = src + (r * L + j) * inner + c0;                                    \
+                T *dr = dst + (r * n + k) * inner + c0;                                          \
+                if (acc) {                                                                       \
+                    _Pragma("omp simd") for (int64_t i = 0; i < w; i++) dr[i] += sr[i];          \
+                } else {                                                                         \
+                    memcpy(dr, sr, (size_t)w * sizeof(T));                                       \
+                }                                                                                \
+            }                                                                                   \
+        }                                                                                       \
+    }
+
+ROW_SCATTER(float)
+ROW_SCATTER(double)
+
+static void row_scatter(dk_dtype dt, int64_t outer, int64_t L, int64_t n, int64_t inner,
+                        const int64_t *ix, const void *src, void *dst, bool acc)
+{
+    if (dt == DK_DTYPE_F32)
+        row_scatter_float(outer, L, n, inner, ix, src, dst, acc);
+    else
+        row_scatter_double(outer, L, n, inner, ix, src, dst, acc);
+}
+
+/* Backward: in = {x, idx, g}; out = gx: zeros with g's rows added at idx. */
+bool dkh_cpu_index_select_bwd(const dkh_kcall *c)
+{
+    const dk_tensor *idx = c->in[1], *g = c->in[2];
+    dk_tensor *gx = c->out;
+    int d = (int)c->args->i[0];
+    if ((gx->dtype != DK_DTYPE_F32 && gx->dtype != DK_DTYPE_F64) || g->dtype != gx->dtype ||
+        !dk_tensor_is_contiguous(g) || !dk_tensor_is_contiguous(gx) ||
+        idx->dtype != DK_DTYPE_I64 || !dk_tensor_is_contiguous(idx))
+        return false;
+    int64_t outer, inner;
+    outer_inner(gx, d, &outer, &inner);
+    memset(dkh_base(gx), 0, (size_t)dkh_numel(gx->ndim, gx->shape) * dk_dtype_size(gx->dtype));
+    row_scatter(gx->dtype, outer, g->shape[d], gx->shape[d], inner,
+                (const int64_t *)dkh_base(idx), dkh_base(g), dkh_base(gx), true);
+    return true;
+}
+
+/* in = {x, idx, values}: out = x with values' rows put (or added) at idx
+ * along dim d. Values must come whole (no broadcasting) and contiguous. */
+bool dkh_cpu_index_put(const dkh_kcall *c)
+{
+    const dk_tensor *x = c->in[0], *idx = c->in[1], *v = c->in[2];
+    dk_tensor *o = c->out;
+    int d = (int)c->args->i[0];
+    if ((x->dtype != DK_DTYPE_F32 && x->dtype != DK_DTYPE_F64) || !dk_tensor_is_contiguous(x) ||
+        !dk_tensor_is_contiguous(v) || !dk_tensor_is_contiguous(o) ||
+        idx->dtype != DK_DTYPE_I64 || !dk_tensor_is_contiguous(idx) || v->ndim != x->ndim)
+        return false;
+    int64_t L = dkh_numel(idx->ndim, idx->shape);
+    for (int e = 0; e < x->ndim; e++)
+        if (v->shape[e] != (e == d ? L : x->shape[e]))
+            return false;
+    int64_t outer, inner;
+    outer_inner(x, d, &outer, &inner);
+    size_t bytes = (size_t)dkh_numel(x->ndim, x->shape) * dk_dtype_size(x->dtype);
+    memcpy(dkh_base(o), dkh_base(x), bytes);
+    row_scatter(x->dtype, outer, L, x->shape[d], inner, (const int64_t *)dkh_base(idx),
+                dkh_base(v), dkh_base(o), c->args->i[1] != 0);
+    return true;
+}
+
+/* scatter / scatter_add: in = {x, idx, src}, idx and src shaped like x
+ * outside dim d (the common case). Each outer row is copied and updated by
+ * one thread, so duplicates resolve in index order. */
+#define SCATTER(T)                                                                              \
+    static void scatter_##T(int64_t outer, int64_t L, int64_t n, int64_t inner,                \
+                            const int64_t *ix, const T *x, const T *src, T *o, bool acc)        \
+    {                                                                                           \
+        _Pragma("omp parallel for schedule(static) if (outer * (n + L) * inner >= DKH_CPU_PAR_MIN && outer > 1)") \
+        for (int64_t r = 0; r < outer; r++) {                                                   \
+            T *orow = o + r * n * inner;                                                        \
+            memcpy(orow, x + r * n * inner, (size_t)(n * inner) * sizeof(T));                   \
+            const int64_t *ir = ix + r * L * inner;                                             \
+            const T *sr = src + r * L * inner;                                                  \
+            if (inner == 1 && acc) {                                                            \
+                for (int64_t j = 0; j < L; j++)                                                 \
+                    orow[ir[j]] += sr[j];                                                       \
+                continue;                                                                       \
+            }                                                                                   \
+            for (int64_t j = 0; j < L; j++)                                                     \
+                for (int64_t i = 0; i < inner; i++) {                                           \
+                    int64_t p = j * inner + i;                                                  \
+                    T *t = orow + ir[p] * inner + i;                                            \
+                    *t = acc ? *t + sr[p] : sr[p];                                              \
+                }                                                                               \
+        }                                                                                       \
+    }
+
+SCATTER(float)
+SCATTER(double)
+
+bool dkh_cpu_scatter(const dkh_kcall *c)
+{
+    const dk_tensor *x = c->in[0], *idx = c->in[1], *src = c->in[2];
+    dk_tensor *o = c->out;
+    int d = (int)c->args->i[0];
+    if ((x->dtype != DK_DTYPE_F32 && x->dtype != DK_DTYPE_F64) || !dk_tensor_is_contiguous(o) ||
+        !gather_layout(x, idx, src, d))
+        return false;
+    int64_t outer, inner;
+    outer_inner(x, d, &outer, &inner);
+    bool acc = c->args->i[1] != 0;
+    if (x->dtype == DK_DTYPE_F32)
+        scatter_float(outer, idx->shape[d], x->shape[d], inner, (const int64_t *)dkh_base(idx),
+                      (const float *)dkh_base(x), (const float *)dkh_base(src),
+                      (float *)dkh_base(o), acc);
+    else
+        scatter_double(outer, idx->shape[d], x->shape[d], inner, (const int64_t *)dkh_base(idx),
+                       (const double *)dkh_base(x), (const double *)dkh_base(src),
+                       (double *)dkh_base(o), acc);
     return true;
 }
 
@@ -307,6 +470,41 @@ bool dkh_cpu_sort(const dkh_kcall *c)
 
 /* ---- dropout --------------------------------------------------------------------------------- */
 
+/* Blocks of 16 stream elements (dkh_dropout_u32): 8 hashes, each giving
+ * element l its low half and element 8 + l its high half. o and s point at
+ * the block's first element. */
+#define DROPOUT_BLOCK(T)                                                                         \
+    static inline void dropout_block_##T(uint64_t key, uint64_t blk, uint64_t thr, T scale,    \
+                                         const T *restrict s, T *restrict o)                    \
+    {                                                                                            \
+        _Pragma("omp simd") for (int l = 0; l < 8; l++) {                                        \
+            uint64_t h = dkh_dropout_hash(key, blk * 8 + (uint64_t)l);                          \
+            o[l] = (uint64_t)(uint32_t)h < thr ? s[l] * scale : (T)0;                            \
+            o[l + 8] = (h >> 32) < thr ? s[l + 8] * scale : (T)0;                                \
+        }                                                                                        \
+    }                                                                                            \
+    static void dropout_##T(uint64_t key, uint64_t ctr, int64_t n, double p, const T *s, T *o)  \
+    {                                                                                            \
+        uint64_t thr = dkh_dropout_threshold(p);                                                 \
+        T scale = (T)(p < 1 ? 1 / (1 - p) : 0);                                                  \
+        /* Elements before the first whole block and after the last go one by one. */          \
+        int64_t head = (int64_t)((16 - (ctr & 15)) & 15);                                        \
+        head = head < n ? head : n;                                                              \
+        int64_t nblk = (n - head) / 16, tail = head + nblk * 16;                                 \
+        for (int64_t i = 0; i < head; i++)                                                       \
+            o[i] = dkh_dropout_u32(key, ctr + (uint64_t)i) < thr ? s[i] * scale : (T)0;          \
+        uint64_t b0 = (ctr + (uint64_t)head) >> 4;                                               \
+        _Pragma("omp parallel for schedule(static) if (n >= DKH_CPU_PAR_MIN)")                   \
+        for (int64_t b = 0; b < nblk; b++)                                                       \
+            dropout_block_##T(key, b0 + (uint64_t)b, thr, scale, s + head + 16 * b,              \
+                              o + head + 16 * b);                                                \
+        for (int64_t i = tail; i < n; i++)                                                       \
+            o[i] = dkh_dropout_u32(key, ctr + (uint64_t)i) < thr ? s[i] * scale : (T)0;          \
+    }
+
+DROPOUT_BLOCK(float)
+DROPOUT_BLOCK(double)
+
 /* Forward: in = {x}; backward: in = {x, NULL, g}. Both out = src * scale(i). */
 bool dkh_cpu_dropout(const dkh_kcall *c)
 {
@@ -316,18 +514,12 @@ bool dkh_cpu_dropout(const dkh_kcall *c)
         !dk_tensor_is_contiguous(src) || !dk_tensor_is_contiguous(o))
         return false;
     int64_t n = dkh_numel(o->ndim, o->shape);
-    double p = c->args->f[0], keep = 1 - p, scale = p < 1 ? 1 / keep : 0;
     uint64_t key = c->args->rng.key, ctr = c->args->rng.counter;
-    bool f32 = src->dtype == DK_DTYPE_F32;
-    const char *sb = dkh_base(src);
-    char *ob = dkh_base(o);
-#pragma omp parallel for schedule(static) if (n >= DKH_CPU_PAR_MIN)
-    for (int64_t i = 0; i < n; i++) {
-        bool k = dkh_rng_uniform(key, ctr + (uint64_t)i) < keep;
-        if (f32)
-            ((float *)ob)[i] = k ? (float)(((const float *)sb)[i] * scale) : 0.0f;
-        else
-            ((double *)ob)[i] = k ? ((const double *)sb)[i] * scale : 0.0;
-    }
+    if (src->dtype == DK_DTYPE_F32)
+        dropout_float(key, ctr, n, c->args->f[0], (const float *)dkh_base(src),
+                      (float *)dkh_base(o));
+    else
+        dropout_double(key, ctr, n, c->args->f[0], (const double *)dkh_base(src),
+                       (double *)dkh_base(o));
     return true;
 }

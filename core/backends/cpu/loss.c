@@ -1,18 +1,35 @@
 /* core/backends/cpu/loss.c — fast cross_entropy and nll_loss, forward and
  * backward, for f32/f64 scores laid out contiguously as (N, C, S) (S = the
  * product of the dims after the class dim; 1 for plain (N, C) logits) with a
- * contiguous target. Other layouts decline to the reference kernel.
+ * contiguous i64 target. Other layouts decline to the reference kernel.
  *
- * Positions are split across threads by sample. Each position's loss goes to
- * a buffer that one thread then sums in order, so the result does not depend
- * on the thread count. For S > 1 the class loop is outside the spatial loop,
- * so the inner loops run over contiguous memory.
+ * Two loop shapes, so the inner loop always runs over contiguous memory and
+ * vectorises: plain logits (S == 1) go row by row with the class loop
+ * innermost; spatial scores (segmentation, S > 1) go in blocks of BLK
+ * positions with the class loop outside and the positions inside. f32 uses
+ * the polynomial exp of cpu_math.h and sums in f32 lanes (as PyTorch does);
+ * f64 keeps libm.
+ *
+ * Work is cut into units (a block of rows or of positions) whose bounds do
+ * not depend on the thread count; each unit's loss sum and weight sum go to
+ * its own slot and one thread adds the slots in order, so the result is the
+ * same on any number of threads (what dk_deterministic() asks for).
  */
 #include "../../tensor/op_index_impl.h"
 #include "cpu_index.h"
+#include "cpu_math.h"
 
 #include <math.h>
-#include <stdlib.h>
+#include <string.h>
+
+/* Positions per unit of the spatial loop: its scratch (a few arrays of BLK)
+ * stays in L1 while the class loop streams over the scores. */
+#define BLK 512
+/* Rows per unit of the plain-logits loop. */
+#define ROWS 16
+/* Rows with fewer classes skip `omp simd`: setting up and folding its 16-lane
+ * partial max and sum costs more than a short row's scalar loops. */
+#define SHORT 32
 
 typedef struct ce_geom {
     int64_t N, C, S;
@@ -50,77 +67,143 @@ static bool geom_of(const dkh_kcall *c, const dk_tensor *t, ce_geom *g, double *
     return true;
 }
 
-/* e^x in single precision as a polynomial (Cephes' expf: range reduction by
- * ln 2, degree-6 polynomial, scale by 2^n through the exponent bits; about
- * 2e-7 relative error). Unlike libm's expf the compiler can vectorise it,
- * which is most of the f32 kernel's time. */
-static inline float fast_expf(float x)
-{
-    x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
-    float n = __builtin_floorf(x * 1.44269504088896341f + 0.5f);
-    float r = x - n * 0.693359375f + n * 2.12194440e-4f;
-    float z = r * r;
-    float y = ((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r +
-                4.1665795894e-2f) * r + 1.6666665459e-1f) * r + 5.0000001201e-1f;
-    y = y * z + r + 1.0f;
-    union { int32_t i; float f; } u = {.i = ((int32_t)n + 127) << 23};
-    return y * u.f;
-}
-
 static inline double wt(const ce_geom *g, int64_t k)
 {
     return g->w ? g->w[k] : 1.0;
 }
 
-/* Forward over sample n: loss[s] and lse[s] for its S positions, with mx and
- * sm as scratch of S doubles each. */
-#define CE_FWD(T, EXP, LOG)                                                                       \
-    static void ce_fwd_##T(const ce_geom *g, const T *x, const int64_t *t, double *loss,         \
-                           double *lse, double *mx, double *sm)                                   \
+static inline float exp_float(float v)
+{
+    return dkh_expf(v);
+}
+
+static inline double exp_double(double v)
+{
+    return exp(v);
+}
+
+/* The units of a call: blocks of ROWS rows (S == 1) or of BLK positions of
+ * one sample (S > 1). Unit u covers positions [*p0, *p1) of the flattened
+ * (N, S) target. */
+static int64_t n_units(const ce_geom *g)
+{
+    if (g->S == 1)
+        return (g->N + ROWS - 1) / ROWS;
+    return g->N * ((g->S + BLK - 1) / BLK);
+}
+
+static void unit_range(const ce_geom *g, int64_t u, int64_t *p0, int64_t *p1)
+{
+    if (g->S == 1) {
+        *p0 = u * ROWS;
+        *p1 = *p0 + ROWS < g->N ? *p0 + ROWS : g->N;
+        return;
+    }
+    int64_t per = (g->S + BLK - 1) / BLK, n = u / per, s0 = (u % per) * BLK;
+    *p0 = n * g->S + s0;
+    *p1 = n * g->S + (s0 + BLK < g->S ? s0 + BLK : g->S);
+}
+
+/* The loss of one position from its score at the target, its log-sum-exp and
+ * (smoothing) the weighted sum of its scores. */
+static inline double pos_loss(const ce_geom *g, int64_t k, double xk, double lse, double wx)
+{
+    if (k == g->ignore)
+        return 0;
+    double v = -(1 - g->eps) * wt(g, k) * (xk - lse);
+    if (g->eps > 0) /* -sum_j w_j (x_j - lse) */
+        v += g->eps / (double)g->C * -(wx - g->wsum * lse);
+    return v;
+}
+
+/* Forward of positions [p0, p1) of one unit: writes lse (cross_entropy) and,
+ * when loss is not NULL, each position's loss; returns the loss sum. */
+#define CE_FWD(T)                                                                                 \
+    static double ce_fwd_##T(const ce_geom *g, const T *x, const int64_t *t, int64_t p0,         \
+                             int64_t p1, T *lse, T *loss)                                         \
     {                                                                                              \
         int64_t C = g->C, S = g->S;                                                                \
-        if (g->ce && S == 1) { /* plain logits: one contiguous row */                              \
-            T m = C ? x[0] : (T)-INFINITY;                                                         \
-            for (int64_t k = 1; k < C; k++)                                                        \
-                m = x[k] > m || isnan(x[k]) ? x[k] : m;                                            \
-            double acc = 0;                                                                        \
-            for (int64_t k = 0; k < C; k++)                                                        \
-                acc += EXP((T)(x[k] - m));                                                         \
-            mx[0] = (double)m;                                                                     \
-            sm[0] = acc;                                                                           \
-            lse[0] = mx[0] + LOG(sm[0]);                                                           \
-        } else if (g->ce) {                                                                        \
-            for (int64_t s = 0; s < S; s++) {                                                      \
+        double total = 0;                                                                          \
+        if (S == 1) {                                                                              \
+            for (int64_t n = p0; n < p1; n++) {                                                    \
+                const T *xr = x + n * C;                                                           \
+                double l = 0, wx = 0;                                                              \
+                if (g->ce && C < SHORT) {                                                          \
+                    T m = -INFINITY, s = 0;                                                        \
+                    for (int64_t k = 0; k < C; k++)                                                \
+                        m = xr[k] > m ? xr[k] : m;                                                 \
+                    for (int64_t k = 0; k < C; k++)                                                \
+                        s += exp_##T(xr[k] - m);                                                   \
+                    l = (double)m + log((double)s);                                                \
+                    lse[n] = (T)l;                                                                 \
+                } else if (g->ce) {                                                                \
+                    T m = -INFINITY, s = 0;                                                        \
+                    _Pragma("omp simd reduction(max : m)") for (int64_t k = 0; k < C; k++)         \
+                        m = xr[k] > m ? xr[k] : m;                                                 \
+                    _Pragma("omp simd reduction(+ : s)") for (int64_t k = 0; k < C; k++)           \
+                        s += exp_##T(xr[k] - m);                                                   \
+                    l = (double)m + log((double)s);                                                \
+                    lse[n] = (T)l;                                                                 \
+                }                                                                                  \
+                if (g->eps > 0)                                                                    \
+                    for (int64_t k = 0; k < C; k++)                                                \
+                        wx += wt(g, k) * (double)xr[k];                                            \
+                int64_t k = t[n];                                                                  \
+                double v = pos_loss(g, k, k == g->ignore ? 0 : (double)xr[k], l, wx);              \
+                if (loss)                                                                          \
+                    loss[n] = (T)v;                                                                \
+                total += v;                                                                        \
+            }                                                                                      \
+            return total;                                                                          \
+        }                                                                                          \
+        int64_t n = p0 / S, s0 = p0 % S, B = p1 - p0;                                              \
+        const T *xb = x + n * C * S + s0;                                                          \
+        T mx[BLK], sm[BLK];                                                                        \
+        double wx[BLK];                                                                            \
+        if (g->ce) {                                                                               \
+            for (int64_t s = 0; s < B; s++) {                                                      \
                 mx[s] = -INFINITY;                                                                 \
                 sm[s] = 0;                                                                         \
             }                                                                                      \
-            for (int64_t k = 0; k < C; k++)                                                        \
-                for (int64_t s = 0; s < S; s++)                                                    \
-                    mx[s] = (double)x[k * S + s] > mx[s] ? (double)x[k * S + s] : mx[s];           \
-            for (int64_t k = 0; k < C; k++)                                                        \
-                for (int64_t s = 0; s < S; s++)                                                    \
-                    sm[s] += EXP((T)(x[k * S + s] - (T)mx[s]));                                    \
-            for (int64_t s = 0; s < S; s++)                                                        \
-                lse[s] = mx[s] + LOG(sm[s]);                                                       \
-        }                                                                                          \
-        for (int64_t s = 0; s < S; s++) {                                                          \
-            int64_t k = t[s];                                                                      \
-            double l = g->ce ? lse[s] : 0, v = 0;                                                  \
-            if (k != g->ignore) {                                                                  \
-                v = -(1 - g->eps) * wt(g, k) * ((double)x[k * S + s] - l);                         \
-                if (g->eps > 0) {                                                                  \
-                    double smooth = 0;                                                             \
-                    for (int64_t j = 0; j < C; j++)                                                \
-                        smooth -= wt(g, j) * ((double)x[j * S + s] - l);                           \
-                    v += g->eps / (double)C * smooth;                                              \
-                }                                                                                  \
+            for (int64_t k = 0; k < C; k++) {                                                      \
+                const T *xk = xb + k * S;                                                          \
+                _Pragma("omp simd") for (int64_t s = 0; s < B; s++)                                \
+                    mx[s] = xk[s] > mx[s] ? xk[s] : mx[s];                                         \
             }                                                                                      \
-            loss[s] = v;                                                                           \
+            for (int64_t k = 0; k < C; k++) {                                                      \
+                const T *xk = xb + k * S;                                                          \
+                _Pragma("omp simd") for (int64_t s = 0; s < B; s++)                                \
+                    sm[s] += exp_##T(xk[s] - mx[s]);                                               \
+            }                                                                                      \
         }                                                                                          \
+        if (g->eps > 0) {                                                                          \
+            for (int64_t s = 0; s < B; s++)                                                        \
+                wx[s] = 0;                                                                         \
+            for (int64_t k = 0; k < C; k++) {                                                      \
+                const T *xk = xb + k * S;                                                          \
+                double wk = wt(g, k);                                                              \
+                for (int64_t s = 0; s < B; s++)                                                    \
+                    wx[s] += wk * (double)xk[s];                                                   \
+            }                                                                                      \
+        }                                                                                          \
+        for (int64_t s = 0; s < B; s++) {                                                          \
+            double l = 0;                                                                          \
+            if (g->ce) {                                                                           \
+                l = (double)mx[s] + log((double)sm[s]);                                            \
+                lse[p0 + s] = (T)l;                                                                \
+            }                                                                                      \
+            int64_t k = t[p0 + s];                                                                 \
+            double v = pos_loss(g, k, k == g->ignore ? 0 : (double)xb[k * S + s], l,              \
+                                g->eps > 0 ? wx[s] : 0);                                           \
+            if (loss)                                                                              \
+                loss[p0 + s] = (T)v;                                                               \
+            total += v;                                                                            \
+        }                                                                                          \
+        return total;                                                                              \
     }
 
-CE_FWD(float, fast_expf, log)
-CE_FWD(double, exp, log)
+CE_FWD(float)
+CE_FWD(double)
 
 bool dkh_cpu_cross_entropy(const dkh_kcall *c)
 {
@@ -132,74 +215,117 @@ bool dkh_cpu_cross_entropy(const dkh_kcall *c)
         dk_free(wbuf);
         return false;
     }
-    int64_t P = g.N * g.S;
-    /* loss, lse (when the aux is not there to hold it), max, sum: 4 per position. */
-    double *buf = dk_malloc((size_t)(4 * P + 1) * sizeof *buf);
-    if (!buf) {
+    int64_t U = n_units(&g), P = g.N * g.S;
+    double *part = dk_malloc((size_t)(U + 1) * sizeof *part); /* each unit's loss sum */
+    if (!part) {
         dk_free(wbuf);
         return false;
     }
-    double *loss = buf, *lse = buf + P, *mx = buf + 2 * P, *sm = buf + 3 * P;
     const int64_t *tg = (const int64_t *)dkh_base(t);
     const char *xb = dkh_base(x);
+    bool none = c->args->i[0] == DK_REDUCTION_NONE;
+    char *lse = g.ce ? dkh_base(c->aux[1]) : NULL;
+    char *loss = none ? dkh_base(c->out) : NULL;
     bool f32 = x->dtype == DK_DTYPE_F32;
-#pragma omp parallel for schedule(static) if (P * g.C >= DKH_CPU_PAR_MIN && g.N > 1)
-    for (int64_t n = 0; n < g.N; n++) {
-        int64_t o = n * g.S, xo = n * g.C * g.S;
-        if (f32)
-            ce_fwd_float(&g, (const float *)xb + xo, tg + o, loss + o, lse + o, mx + o, sm + o);
-        else
-            ce_fwd_double(&g, (const double *)xb + xo, tg + o, loss + o, lse + o, mx + o, sm + o);
+#pragma omp parallel for schedule(static) if (P * g.C >= DKH_CPU_PAR_MIN && U > 1)
+    for (int64_t u = 0; u < U; u++) {
+        int64_t p0, p1;
+        unit_range(&g, u, &p0, &p1);
+        part[u] = f32 ? ce_fwd_float(&g, (const float *)xb, tg, p0, p1, (float *)lse, (float *)loss)
+                      : ce_fwd_double(&g, (const double *)xb, tg, p0, p1, (double *)lse,
+                                      (double *)loss);
     }
     double total = 0, denom = 0;
-    bool none = c->args->i[0] == DK_REDUCTION_NONE;
-    for (int64_t p = 0; p < P; p++) {
-        int64_t k = tg[p];
-        if (k != g.ignore)
-            denom += wt(&g, k);
-        total += loss[p];
-        if (none)
-            dkh_store(dkh_base(c->out), c->out->dtype, p, loss[p]);
-        if (g.ce)
-            dkh_store(dkh_base(c->aux[1]), c->aux[1]->dtype, p, lse[p]);
+    for (int64_t u = 0; u < U; u++)
+        total += part[u];
+    if (g.w) {
+        for (int64_t p = 0; p < P; p++)
+            denom += tg[p] != g.ignore ? g.w[tg[p]] : 0;
+    } else {
+        int64_t cnt = 0;
+        for (int64_t p = 0; p < P; p++)
+            cnt += tg[p] != g.ignore;
+        denom = (double)cnt;
     }
     dkh_store(dkh_base(c->aux[0]), c->aux[0]->dtype, 0, denom);
     if (!none)
         dkh_store(dkh_base(c->out), c->out->dtype, 0,
                   c->args->i[0] == DK_REDUCTION_MEAN ? total / denom : total);
-    dk_free(buf);
+    dk_free(part);
     dk_free(wbuf);
     return true;
 }
 
-/* Backward over sample n. gp[s] is the incoming gradient per position
- * (already divided by the mean's denominator). */
-#define CE_BWD(T, EXP)                                                                            \
+/* Backward of positions [p0, p1). gp[p] is the incoming gradient of position
+ * p (already divided by the mean's denominator; 0 where ignored). With
+ * p = e^(x - lse): gx = gp (1 - eps) w[y] (p - [k == y]) + gp eps / C
+ * (wsum p - w[k]), computed as a p - b w[k] - [k == y] c. */
+#define CE_BWD(T)                                                                                 \
     static void ce_bwd_##T(const ce_geom *g, const T *x, const int64_t *t, const T *lse,         \
-                           const double *gp, T *gx)                                               \
+                           const T *gp, int64_t p0, int64_t p1, T *gx)                           \
     {                                                                                              \
         int64_t C = g->C, S = g->S;                                                                \
-        for (int64_t k = 0; k < C; k++) {                                                          \
-            double wk = wt(g, k);                                                                  \
-            for (int64_t s = 0; s < S; s++) {                                                      \
-                int64_t y = t[s];                                                                  \
-                double v = 0;                                                                      \
-                if (y != g->ignore) {                                                              \
-                    if (g->ce) {                                                                   \
-                        double p = EXP((T)(x[k * S + s] - lse[s]));                                \
-                        v = (1 - g->eps) * wt(g, y) * (p - (k == y)) +                             \
-                            g->eps / (double)C * (g->wsum * p - wk);                               \
-                    } else {                                                                       \
-                        v = k == y ? -wk : 0;                                                      \
-                    }                                                                              \
+        double sc = g->eps / (double)C;                                                            \
+        if (S == 1) {                                                                              \
+            for (int64_t n = p0; n < p1; n++) {                                                    \
+                const T *xr = x + n * C;                                                           \
+                T *gr = gx + n * C;                                                                \
+                int64_t y = t[n];                                                                  \
+                if (y == g->ignore) {                                                \
+                    memset(gr, 0, (size_t)C * sizeof(T));                                          \
+                    continue;                                                                      \
                 }                                                                                  \
-                gx[k * S + s] = (T)(gp[s] * v);                                                    \
+                double wy = (1 - g->eps) * wt(g, y) * (double)gp[n];                               \
+                if (!g->ce) {                                                                      \
+                    memset(gr, 0, (size_t)C * sizeof(T));                                          \
+                    gr[y] = (T)-wy;                                                                \
+                    continue;                                                                      \
+                }                                                                                  \
+                T a = (T)(wy + sc * g->wsum * (double)gp[n]), b = (T)(sc * (double)gp[n]);         \
+                T l = lse[n];                                                                      \
+                if (g->w && g->eps > 0) {                                                          \
+                    const double *w = g->w;                                                        \
+                    _Pragma("omp simd") for (int64_t k = 0; k < C; k++)                            \
+                        gr[k] = a * exp_##T(xr[k] - l) - b * (T)w[k];                              \
+                } else {                                                                           \
+                    _Pragma("omp simd") for (int64_t k = 0; k < C; k++)                            \
+                        gr[k] = a * exp_##T(xr[k] - l) - b;                                        \
+                }                                                                                  \
+                gr[y] = (T)((double)gr[y] - wy);                                                   \
+            }                                                                                      \
+            return;                                                                                \
+        }                                                                                          \
+        int64_t n = p0 / S, s0 = p0 % S, B = p1 - p0;                                              \
+        const T *xb = x + n * C * S + s0;                                                          \
+        T *gb = gx + n * C * S + s0;                                                               \
+        T ca[BLK], cb[BLK], cc[BLK];                                                               \
+        for (int64_t s = 0; s < B; s++) {                                                          \
+            int64_t y = t[p0 + s];                                                                 \
+            double gs = y == g->ignore ? 0 : (double)gp[p0 + s];                                   \
+            double wy = y == g->ignore ? 0 : (1 - g->eps) * wt(g, y) * gs;                         \
+            ca[s] = (T)(wy + sc * g->wsum * gs);                                                   \
+            cb[s] = (T)(sc * gs);                                                                  \
+            cc[s] = (T)wy;                                                                         \
+        }                                                                                          \
+        const int64_t *tb = t + p0;                                                                \
+        for (int64_t k = 0; k < C; k++) {                                                          \
+            const T *xk = xb + k * S;                                                              \
+            T *gk = gb + k * S;                                                                    \
+            if (g->ce) {                                                                           \
+                const T *lb = lse + p0;                                                            \
+                T wk = (T)wt(g, k);                                                                \
+                _Pragma("omp simd") for (int64_t s = 0; s < B; s++)                                \
+                    gk[s] = ca[s] * exp_##T(xk[s] - lb[s]) - cb[s] * wk -                          \
+                            (tb[s] == k ? cc[s] : (T)0);                                           \
+            } else {                                                                               \
+                _Pragma("omp simd") for (int64_t s = 0; s < B; s++)                                \
+                    gk[s] = tb[s] == k ? -cc[s] : (T)0;                                            \
             }                                                                                      \
         }                                                                                          \
     }
 
-CE_BWD(float, fast_expf)
-CE_BWD(double, exp)
+CE_BWD(float)
+CE_BWD(double)
 
 /* in = {x, target, weight, g, denom, lse (cross_entropy)}; out = gx. */
 bool dkh_cpu_cross_entropy_bwd(const dkh_kcall *c)
@@ -215,34 +341,43 @@ bool dkh_cpu_cross_entropy_bwd(const dkh_kcall *c)
         dk_free(wbuf);
         return false;
     }
-    int64_t P = g.N * g.S;
-    double *gp = dk_malloc((size_t)(P + 1) * sizeof *gp);
+    int64_t P = g.N * g.S, U = n_units(&g);
+    size_t es = dk_dtype_size(x->dtype);
+    char *gp = dk_malloc((size_t)(P + 1) * es);
     if (!gp) {
         dk_free(wbuf);
         return false;
     }
     double denom = dkh_load(dkh_base(c->in[4]), c->in[4]->dtype, 0);
     bool none = c->args->i[0] == DK_REDUCTION_NONE;
+    bool f32 = x->dtype == DK_DTYPE_F32;
     double g0 = none ? 0 : dkh_load(dkh_base(gt), gt->dtype, 0);
+    if (c->args->i[0] == DK_REDUCTION_MEAN)
+        g0 /= denom;
+    bool gt_flat = none && dk_tensor_is_contiguous(gt);
     for (int64_t p = 0; p < P; p++) {
-        double v = none ? dkh_load(dkh_base(gt), gt->dtype,
-                                   dkh_offset_of(p, gt->ndim, gt->shape, gt->strides))
-                        : g0;
-        gp[p] = c->args->i[0] == DK_REDUCTION_MEAN ? v / denom : v;
+        double v = !none  ? g0
+                   : gt_flat ? dkh_load(dkh_base(gt), gt->dtype, p)
+                             : dkh_load(dkh_base(gt), gt->dtype,
+                                        dkh_offset_of(p, gt->ndim, gt->shape, gt->strides));
+        if (f32)
+            ((float *)gp)[p] = (float)v;
+        else
+            ((double *)gp)[p] = v;
     }
     const int64_t *tg = (const int64_t *)dkh_base(t);
-    bool f32 = x->dtype == DK_DTYPE_F32;
-#pragma omp parallel for schedule(static) if (P * g.C >= DKH_CPU_PAR_MIN && g.N > 1)
-    for (int64_t n = 0; n < g.N; n++) {
-        int64_t o = n * g.S, xo = n * g.C * g.S;
+#pragma omp parallel for schedule(static) if (P * g.C >= DKH_CPU_PAR_MIN && U > 1)
+    for (int64_t u = 0; u < U; u++) {
+        int64_t p0, p1;
+        unit_range(&g, u, &p0, &p1);
         if (f32)
-            ce_bwd_float(&g, (const float *)dkh_base(x) + xo, tg + o,
-                         lse ? (const float *)dkh_base(lse) + o : NULL, gp + o,
-                         (float *)dkh_base(c->out) + xo);
+            ce_bwd_float(&g, (const float *)dkh_base(x), tg,
+                         lse ? (const float *)dkh_base(lse) : NULL, (const float *)gp, p0, p1,
+                         (float *)dkh_base(c->out));
         else
-            ce_bwd_double(&g, (const double *)dkh_base(x) + xo, tg + o,
-                          lse ? (const double *)dkh_base(lse) + o : NULL, gp + o,
-                          (double *)dkh_base(c->out) + xo);
+            ce_bwd_double(&g, (const double *)dkh_base(x), tg,
+                          lse ? (const double *)dkh_base(lse) : NULL, (const double *)gp, p0, p1,
+                          (double *)dkh_base(c->out));
     }
     dk_free(gp);
     dk_free(wbuf);

@@ -64,16 +64,34 @@ bool dkh_cpu_reduce(const dkh_kcall *c)
     if ((dt != DK_DTYPE_F32 && dt != DK_DTYPE_F64) || c->out->dtype != dt)
         return false;
     red r = {0, 0, {0}, {0}, {0}, {0}};
+    int64_t nout = 1;
+    for (int d = 0; d < x->ndim; d++)
+        if (!c->args->v[d])
+            nout *= x->shape[d];
+    /* With several outputs, neighbouring dims of the same kind that are
+     * contiguous with each other merge (and size-1 dims drop), so a mean over
+     * (H, W) is one unit-stride run per output instead of H runs of W found
+     * by division. A reduction to one value keeps its dims: its chunks, and
+     * so its bits, are fixed by the shape as given. */
+    bool merge = nout > 1;
+    int prev = -1; /* kind of the last dim kept in a list: 1 reduced, 0 kept */
     for (int d = 0; d < x->ndim; d++) {
-        if (c->args->v[d]) {
-            r.rs[r.nr] = x->shape[d];
-            r.rst[r.nr++] = x->strides[d];
-        } else {
-            r.ks[r.nk] = x->shape[d];
-            r.kst[r.nk++] = x->strides[d];
+        int64_t n = x->shape[d], st = x->strides[d];
+        int kind = c->args->v[d] != 0;
+        if (merge && n == 1)
+            continue;
+        int64_t *sh = kind ? r.rs : r.ks, *sst = kind ? r.rst : r.kst;
+        int *cnt = kind ? &r.nr : &r.nk;
+        if (merge && prev == kind && sst[*cnt - 1] == st * n) {
+            sh[*cnt - 1] *= n;
+            sst[*cnt - 1] = st;
+            continue;
         }
+        sh[*cnt] = n;
+        sst[(*cnt)++] = st;
+        prev = kind;
     }
-    int64_t nout = dkh_numel(r.nk, r.ks), nred = dkh_numel(r.nr, r.rs);
+    int64_t nred = dkh_numel(r.nr, r.rs);
     int64_t outer = r.nr ? nred / (r.rs[r.nr - 1] ? r.rs[r.nr - 1] : 1) : 1;
     if (nred == 0)
         outer = 0;

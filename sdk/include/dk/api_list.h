@@ -158,6 +158,11 @@
     F(, dk_tensor *, dk_max_pool2d, (dk_tensor *x, const int64_t *kernel, const int64_t *stride, const int64_t *padding, const int64_t *dilation, bool ceil_mode), (x, kernel, stride, padding, dilation, ceil_mode)) \
     F(, dk_tensor *, dk_avg_pool2d, (dk_tensor *x, const int64_t *kernel, const int64_t *stride, const int64_t *padding, bool ceil_mode, bool count_include_pad), (x, kernel, stride, padding, ceil_mode, count_include_pad)) \
     F(, dk_tensor *, dk_adaptive_avg_pool2d, (dk_tensor *x, const int64_t *output_size), (x, output_size)) \
+    F(, dk_tensor *, dk_layer_norm, (dk_tensor *x, const int64_t *normalized_shape, int n, dk_tensor *weight, dk_tensor *bias, double eps), (x, normalized_shape, n, weight, bias, eps)) \
+    F(, dk_tensor *, dk_group_norm, (dk_tensor *x, int64_t num_groups, dk_tensor *weight, dk_tensor *bias, double eps), (x, num_groups, weight, bias, eps)) \
+    F(DK_CHECK, dk_status, dk_autocast_begin, (dk_dtype dtype), (dtype))                \
+    F(DK_CHECK, dk_status, dk_autocast_end, (void), ())                                 \
+    F(, dk_dtype, dk_autocast_dtype, (void), ())                                        \
     /* (end of the nn entries) */                                                      \
     /* --- ops: indexing, sorting, losses, geometry (ops.h) -------------- since 1.1 */ \
     F(, dk_tensor *, dk_cat, (dk_tensor *const *xs, int n, int dim), (xs, n, dim))      \

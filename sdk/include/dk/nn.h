@@ -34,7 +34,7 @@ extern "C" {
  *     x (N, C, H, W), w (K, C/groups, R, S), b (K) or NULL -> (N, K, P, Q) with
  *     P = (H + 2 pad - dil (R - 1) - 1) / stride + 1. stride and dilation default
  *     to 1, padding to 0; groups >= 1 divides C and K. Float dtypes; gradients
- *     for x, w and b. f32 runs through oneDNN.
+ *     for x, w and b. f32 and bf16 run through oneDNN.
  * dk_conv_transpose2d(x, w, b, stride, padding, output_padding, dilation, groups)
  *     x (N, C, H, W), w (C, K/groups, R, S), b (K) or NULL -> (N, K, Ho, Wo) with
  *     Ho = (H - 1) stride - 2 pad + dil (R - 1) + output_padding + 1; output_padding
@@ -52,6 +52,19 @@ extern "C" {
  *     needs more than one value per channel. Evaluation with running
  *     statistics normalises with them. PyTorch's defaults: momentum 0.1,
  *     eps 1e-5. Gradients for x, weight and bias in both modes.
+ * dk_layer_norm(x, normalized_shape, n, weight, bias, eps)
+ *     Normalises every row of x's last n dims: normalized_shape (n values) must
+ *     equal them, as in PyTorch's F.layer_norm. y = (x - mean) / sqrt(var + eps)
+ *     * weight + bias with the biased variance; weight and bias have the shape
+ *     normalized_shape, or are NULL (no affine). No running statistics: the
+ *     same in training and evaluation. PyTorch's default eps is 1e-5.
+ *     Gradients for x, weight and bias.
+ * dk_group_norm(x, num_groups, weight, bias, eps)
+ *     x (N, C, ...); num_groups divides C. Each sample's channels split into
+ *     num_groups groups of C / num_groups consecutive channels, each normalised
+ *     over its channels and the trailing dims; weight and bias (C) or NULL.
+ *     num_groups = 1 normalises a whole sample, num_groups = C is instance
+ *     norm. Gradients for x, weight and bias.
  *
  * ---- pooling (x (N, C, H, W), float; gradient for x) -------------------------------
  * dk_max_pool2d(x, kernel, stride, padding, dilation, ceil_mode)
@@ -63,6 +76,34 @@ extern "C" {
  *     cells past the padded border). No divisor_override.
  * dk_adaptive_avg_pool2d(x, output_size)
  *     output (N, C, oh, ow); cell i averages [floor(i H / oh), ceil((i + 1) H / oh)).
+ *
+ * ---- mixed precision (autocast) ---------------------------------------------------
+ *     if (dk_autocast_begin(DK_DTYPE_BF16) != DK_OK) ...
+ *     dk_tensor *loss = forward(model, x);          // convs and linears in bf16
+ *     dk_autocast_end();
+ *     dk_backward(loss, NULL, false);               // parameter grads are f32
+ *
+ * dk_status dk_autocast_begin(dk_dtype dtype)
+ *     Opens an autocast scope on the calling thread (scopes are per thread and
+ *     nest). Inside a DK_DTYPE_BF16 scope dk_conv2d, dk_conv_transpose2d,
+ *     dk_matmul and dk_linear cast their f32 inputs (x, weight) to bf16,
+ *     compute in bf16 with f32 accumulation (oneDNN; AMX where present) and
+ *     return f32: the result is rounded to bf16 once and widened back, and the
+ *     bias is added in f32. Every other op, parameters, their gradients and
+ *     reductions stay f32; f64 and bf16 inputs are never cast. The casts are
+ *     differentiable, so gradients reach the f32 parameters in f32 (computed
+ *     by the bf16 backward, as PyTorch's autocast does). DK_DTYPE_F32 opens a
+ *     scope with autocast off (PyTorch's autocast(enabled=False)). Errors:
+ *     DK_ERR_ARG for another dtype, DK_ERR_RUNTIME past 32 nested scopes.
+ * dk_status dk_autocast_end(void)
+ *     Closes the innermost scope; DK_ERR_RUNTIME when none is open.
+ * dk_dtype dk_autocast_dtype(void)
+ *     The innermost scope's dtype, DK_DTYPE_F32 when none is open.
+ * dk_backward ignores autocast: each gradient is computed in the dtype its
+ * forward ran in, whether or not the backward is called inside a scope.
+ * bf16 tensors can also be used directly: conv2d and matmul on bf16 inputs run
+ * through oneDNN's bf16 primitives and return bf16; other ops take bf16 through
+ * their (slow) reference kernels.
  */
 
 #ifdef __cplusplus
