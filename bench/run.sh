@@ -36,6 +36,7 @@ mkdir -p "$logs"
 note() { echo "$*" | tee -a "$logs/notes.log"; }
 stamp() { echo "# $(date +%T) load $(cut -d' ' -f1-3 /proc/loadavg) :: $*" >&2; }
 export OMP_NUM_THREADS=2
+note "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'); AMX: $(grep -qw amx_tile /proc/cpuinfo && echo yes || echo no)"
 note "load average (1/5/15 min) at start: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs"
 
 # ---- build
