@@ -38,21 +38,35 @@ static dk_status matmul_infer(const dkh_args *a, dk_tensor *const *in, dkh_meta 
     return DK_OK;
 }
 
+void dkh_mm_geom_of(const dkh_kcall *c, dkh_mm_geom *g)
+{
+    const dk_tensor *x = c->in[0], *y = c->in[1], *o = c->out;
+    g->nb = o->ndim - 2;
+    g->M = o->shape[g->nb];
+    g->N = o->shape[g->nb + 1];
+    g->K = x->shape[x->ndim - 1];
+    dk_tensor bx = *x, by = *y;
+    bx.ndim -= 2;
+    by.ndim -= 2;
+    dkh_broadcast_strides(&bx, g->nb, o->shape, g->xs);
+    dkh_broadcast_strides(&by, g->nb, o->shape, g->ys);
+    g->xm = x->strides[x->ndim - 2];
+    g->xk = x->strides[x->ndim - 1];
+    g->yk = y->strides[y->ndim - 2];
+    g->yn = y->strides[y->ndim - 1];
+    g->batches = dkh_numel(g->nb, o->shape);
+}
+
 static bool matmul_ref(const dkh_kcall *c)
 {
     const dk_tensor *x = c->in[0], *y = c->in[1];
     dk_tensor *o = c->out;
-    int nb = o->ndim - 2;
-    int64_t M = o->shape[nb], N = o->shape[nb + 1], K = x->shape[x->ndim - 1];
-    int64_t xs[DK_MAX_DIMS], ys[DK_MAX_DIMS];
-    dk_tensor bx = *x, by = *y;
-    bx.ndim -= 2;
-    by.ndim -= 2;
-    dkh_broadcast_strides(&bx, nb, o->shape, xs);
-    dkh_broadcast_strides(&by, nb, o->shape, ys);
-    int64_t xm = x->strides[x->ndim - 2], xk = x->strides[x->ndim - 1];
-    int64_t yk = y->strides[y->ndim - 2], yn = y->strides[y->ndim - 1];
-    int64_t batches = dkh_numel(nb, o->shape);
+    dkh_mm_geom g;
+    dkh_mm_geom_of(c, &g);
+    int nb = g.nb;
+    int64_t M = g.M, N = g.N, K = g.K, batches = g.batches;
+    const int64_t *xs = g.xs, *ys = g.ys;
+    int64_t xm = g.xm, xk = g.xk, yk = g.yk, yn = g.yn;
     for (int64_t bi = 0; bi < batches; bi++) {
         int64_t xo = dkh_offset_of(bi, nb, o->shape, xs), yo = dkh_offset_of(bi, nb, o->shape, ys);
         for (int64_t i = 0; i < M; i++)

@@ -260,6 +260,17 @@ void dkh_kernel_failed(dk_status st);
 /* Forces reference kernels on this thread (tests compare fast vs reference). */
 bool dkh_force_reference(bool on);
 
+/* The shape of a (batched) matmul call x @ y -> out: M, N, K, the batch
+ * count and each input's batch strides under broadcasting, and each input's
+ * matrix strides. Shared by the reference and the fast kernels. */
+typedef struct dkh_mm_geom {
+    int nb; /* batch dims of out */
+    int64_t M, N, K, batches;
+    int64_t xs[DK_MAX_DIMS], ys[DK_MAX_DIMS]; /* batch strides of x and y */
+    int64_t xm, xk, yk, yn;                   /* matrix strides */
+} dkh_mm_geom;
+void dkh_mm_geom_of(const dkh_kcall *c, dkh_mm_geom *g);
+
 /* Broadcast helpers (elementwise and their backward). */
 dk_status dkh_broadcast_shape(const char *op, int n, dk_tensor *const *in, dkh_meta *out);
 /* Strides of t read as a tensor of shape (ndim, shape) under broadcasting. */

@@ -74,18 +74,13 @@ bool dkh_cpu_matmul(const dkh_kcall *c)
     if (dt != DK_DTYPE_F32 && dt != DK_DTYPE_F64)
         return false;
     size_t es = dk_dtype_size(dt);
-    int nb = o->ndim - 2;
-    int64_t M = o->shape[nb], N = o->shape[nb + 1], K = x->shape[x->ndim - 1];
-    int64_t xs[DK_MAX_DIMS], ys[DK_MAX_DIMS];
-    dk_tensor bx = *x, by = *y;
-    bx.ndim -= 2;
-    by.ndim -= 2;
-    dkh_broadcast_strides(&bx, nb, o->shape, xs);
-    dkh_broadcast_strides(&by, nb, o->shape, ys);
-    int64_t am = x->strides[x->ndim - 2], ak = x->strides[x->ndim - 1];
-    int64_t bk = y->strides[y->ndim - 2], bn = y->strides[y->ndim - 1];
+    dkh_mm_geom g;
+    dkh_mm_geom_of(c, &g);
+    int nb = g.nb;
+    int64_t M = g.M, N = g.N, K = g.K, batches = g.batches;
+    const int64_t *xs = g.xs, *ys = g.ys;
+    int64_t am = g.xm, ak = g.xk, bk = g.yk, bn = g.yn;
     bool pack = !(bn == 1 && bk == N);
-    int64_t batches = dkh_numel(nb, o->shape);
     /* Parallel over (batch, row block) pairs so one big matrix and many small
      * ones both spread across threads. */
     int64_t rb = (M + 63) / 64; /* row blocks of 64 */
