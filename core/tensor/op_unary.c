@@ -32,8 +32,8 @@ static double f_sqrt(double x, double y, const dkh_args *a) { return sqrt(x); }
 static double d_sqrt(double x, double y, const dkh_args *a) { return 0.5 / y; }
 static double f_rsqrt(double x, double y, const dkh_args *a) { return 1 / sqrt(x); }
 static double d_rsqrt(double x, double y, const dkh_args *a) { return -0.5 * y * y * y; }
-static double f_relu(double x, double y, const dkh_args *a) { return x > 0 ? x : 0; }
-static double d_relu(double x, double y, const dkh_args *a) { return x > 0 ? 1 : 0; }
+static double f_relu(double x, double y, const dkh_args *a) { return x <= 0 ? 0 : x; } /* NaN stays NaN */
+static double d_relu(double x, double y, const dkh_args *a) { return x <= 0 ? 0 : 1; }
 static double f_sigmoid(double x, double y, const dkh_args *a) { return sigmoid(x); }
 static double d_sigmoid(double x, double y, const dkh_args *a) { return y * (1 - y); }
 static double f_tanh(double x, double y, const dkh_args *a) { return tanh(x); }

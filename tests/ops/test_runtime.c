@@ -192,6 +192,37 @@ static void test_deterministic_bits(void **state)
     assert_false(dk_deterministic());
 }
 
+/* ReLU keeps NaN, as PyTorch's does: a NaN turned into 0 would hide a
+ * diverged model from the NaN guard. Long rows take the vector kernel. */
+static void test_relu_propagates_nan(void **state)
+{
+    (void)state;
+    for (int64_t n = 3; n <= 4099; n += 4096) {
+        float *v = calloc((size_t)n, sizeof *v);
+        for (int64_t i = 0; i < n; i++)
+            v[i] = i % 3 == 0 ? NAN : (i % 3 == 1 ? -1.0f : 2.0f);
+        dk_tensor *x = dk_from_data(1, &n, DK_DTYPE_F32, v);
+        assert_int_equal(dk_tensor_set_requires_grad(x, true), DK_OK);
+        dk_scope_begin();
+        dk_tensor *y = dk_relu(x);
+        assert_non_null(y);
+        const float *o = dk_tensor_data(y);
+        for (int64_t i = 0; i < n; i++) {
+            if (i % 3 == 0)
+                assert_true(isnan(o[i]));
+            else
+                assert_true(o[i] == (i % 3 == 1 ? 0.0f : 2.0f));
+        }
+        assert_int_equal(dk_backward(dk_sum(y, NULL, 0, false), NULL, false), DK_OK);
+        dk_scope_end();
+        const float *g = dk_tensor_data(dk_tensor_grad(x));
+        for (int64_t i = 0; i < n; i++)
+            assert_true(g[i] == (i % 3 == 1 ? 0.0f : 1.0f));
+        dk_tensor_release(x);
+        free(v);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -199,6 +230,7 @@ int main(void)
         cmocka_unit_test(test_device_queries),
         cmocka_unit_test(test_num_threads),
         cmocka_unit_test(test_deterministic_bits),
+        cmocka_unit_test(test_relu_propagates_nan),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -43,7 +43,7 @@ static inline float dkh_expf(float x)
     int32_t ti, si;
     float s;
     __builtin_memcpy(&ti, &t, sizeof ti);
-    si = (ti - 0x4b400000 + 127) << 23; /* 2^n */
+    si = (int32_t)((uint32_t)(ti - 0x4b400000 + 127) << 23); /* 2^n; unsigned: NaN gives a negative n */
     __builtin_memcpy(&s, &si, sizeof s);
     return p * s * lo;
 }

@@ -61,7 +61,7 @@ static inline float sigmf(float x)
         case DKH_OP_LOG: INNER(n, cont, so, sa, 0, 0, o[io] = log(a[ia])); break;             \
         case DKH_OP_SQRT: INNER(n, cont, so, sa, 0, 0, o[io] = sqrt(a[ia])); break;           \
         case DKH_OP_RSQRT: INNER(n, cont, so, sa, 0, 0, o[io] = one / sqrt(a[ia])); break;    \
-        case DKH_OP_RELU: INNER(n, cont, so, sa, 0, 0, o[io] = a[ia] > zero ? a[ia] : zero); break; \
+        case DKH_OP_RELU: INNER(n, cont, so, sa, 0, 0, o[io] = a[ia] <= zero ? zero : a[ia]); break; \
         case DKH_OP_SIGMOID: INNER(n, cont, so, sa, 0, 0, o[io] = SIGM(T, a[ia])); break;     \
         case DKH_OP_TANH: INNER(n, cont, so, sa, 0, 0, o[io] = tanh(a[ia])); break;           \
         case DKH_OP_GELU:                                                                      \
@@ -131,7 +131,7 @@ bool dkh_cpu_unary(const dkh_kcall *c)
         case DKH_OP_RSQRT:                                                                     \
             INNER(n, cont, so, sa, sb, sg, o[io] = -half * g[ic] * y[ib] * y[ib] * y[ib]);     \
             break;                                                                             \
-        case DKH_OP_RELU: INNER(n, cont, so, sa, sb, sg, o[io] = a[ia] > zero ? g[ic] : zero); break; \
+        case DKH_OP_RELU: INNER(n, cont, so, sa, sb, sg, o[io] = a[ia] <= zero ? zero : g[ic]); break; \
         case DKH_OP_SIGMOID:                                                                   \
             INNER(n, cont, so, sa, sb, sg, o[io] = g[ic] * y[ib] * (one - y[ib]));             \
             break;                                                                             \
