@@ -56,6 +56,24 @@ dk_rng dk_rng_split(dk_rng *rng)
     return child;
 }
 
+double dk_rng_uniform(dk_rng *rng)
+{
+    if (!rng)
+        rng = dk_rng_default();
+    return dkh_rng_uniform(rng->key, rng->counter++);
+}
+
+int64_t dk_rng_int(dk_rng *rng, int64_t n)
+{
+    if (n <= 1)
+        return 0;
+    if (!rng)
+        rng = dk_rng_default();
+    /* Lemire's multiply-shift: unbiased enough for n far below 2^64. */
+    uint64_t bits = dkh_rng_bits(rng->key, rng->counter++);
+    return (int64_t)(((unsigned __int128)bits * (uint64_t)n) >> 64);
+}
+
 static _Thread_local dk_rng default_rng;
 static _Thread_local bool default_seeded;
 

@@ -18,13 +18,14 @@ static void noop_destroy(void *self)
     (void)self;
 }
 
-static const dk_module_vtable module_vt = {sizeof(dk_module_vtable), noop_create, noop_destroy};
-static const dk_transform_vtable transform_vt = {sizeof(dk_transform_vtable), noop_create,
-                                                 noop_destroy};
+static const dk_module_vtable module_vt = {
+    .struct_size = sizeof(dk_module_vtable), .create = noop_create, .destroy = noop_destroy};
+static const dk_transform_vtable transform_vt = {
+    .struct_size = sizeof(dk_transform_vtable), .create = noop_create, .destroy = noop_destroy};
 static const dk_hook_vtable hook_vt = {
     .struct_size = sizeof(dk_hook_vtable), .create = noop_create, .destroy = noop_destroy};
-static const dk_optimizer_vtable optim_vt = {sizeof(dk_optimizer_vtable), noop_create,
-                                             noop_destroy};
+static const dk_optimizer_vtable optim_vt = {
+    .struct_size = sizeof(dk_optimizer_vtable), .create = noop_create, .destroy = noop_destroy};
 
 static const dk_param norm_fields[] = {
     {.name = "type", .type = DK_PARAM_STRING, .def = "BN", .choices = "BN|GN|SyncBN"},

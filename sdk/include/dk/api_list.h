@@ -212,6 +212,57 @@
     F(, int32_t, dk_op_find, (const char *name), (name))                                \
     F(, dk_tensor *, dk_op_call, (int32_t op, int n_in, dk_tensor *const *in, const void *attrs, size_t attrs_size, dk_tensor **aux_out), (op, n_in, in, attrs, attrs_size, aux_out)) \
     /* (end of the runtime entries) */                                                 \
+    /* --- dicts (dict.h) -------------------------------------------------- since 1.1 */ \
+    F(, dk_dict *, dk_dict_new, (void), ())                                             \
+    V(dk_dict_free, (dk_dict *d), (d))                                                  \
+    F(DK_CHECK, dk_status, dk_dict_set_tensor, (dk_dict *d, const char *key, dk_tensor *t), (d, key, t)) \
+    F(DK_CHECK, dk_status, dk_dict_set_number, (dk_dict *d, const char *key, double v), (d, key, v)) \
+    F(DK_CHECK, dk_status, dk_dict_set_string, (dk_dict *d, const char *key, const char *s), (d, key, s)) \
+    F(DK_CHECK, dk_status, dk_dict_set_tensors, (dk_dict *d, const char *key, dk_tensor *const *ts, size_t n), (d, key, ts, n)) \
+    F(DK_CHECK, dk_status, dk_dict_append_tensor, (dk_dict *d, const char *key, dk_tensor *t), (d, key, t)) \
+    F(, bool, dk_dict_remove, (dk_dict *d, const char *key), (d, key))                  \
+    V(dk_dict_clear, (dk_dict *d), (d))                                                 \
+    F(DK_CHECK, dk_status, dk_dict_update, (dk_dict *dst, const dk_dict *src), (dst, src)) \
+    F(, size_t, dk_dict_len, (const dk_dict *d), (d))                                   \
+    F(, int64_t, dk_dict_find, (const dk_dict *d, const char *key), (d, key))           \
+    F(, const char *, dk_dict_key, (const dk_dict *d, size_t i), (d, i))                \
+    F(, dk_value_kind, dk_dict_kind, (const dk_dict *d, size_t i), (d, i))              \
+    F(, dk_tensor *, dk_dict_tensor, (const dk_dict *d, const char *key), (d, key))     \
+    F(, double, dk_dict_number, (const dk_dict *d, const char *key, double fallback), (d, key, fallback)) \
+    F(, const char *, dk_dict_string, (const dk_dict *d, const char *key), (d, key))    \
+    F(, size_t, dk_dict_tensors_len, (const dk_dict *d, const char *key), (d, key))     \
+    F(, dk_tensor *, dk_dict_tensors_at, (const dk_dict *d, const char *key, size_t j), (d, key, j)) \
+    F(, double, dk_rng_uniform, (dk_rng *rng), (rng))                                   \
+    F(, int64_t, dk_rng_int, (dk_rng *rng, int64_t n), (rng, n))                        \
+    /* --- modules (module.h) ---------------------------------------------- since 1.1 */ \
+    F(, dk_tensor *, dk_module_param, (const char *name, int ndim, const int64_t *shape, const dk_init *init), (name, ndim, shape, init)) \
+    F(, dk_tensor *, dk_module_buffer, (const char *name, int ndim, const int64_t *shape, dk_dtype dtype, double value), (name, ndim, shape, dtype, value)) \
+    F(, dk_object *, dk_module_child, (const dk_cfg *cfg, const char *name, const char *kind), (cfg, name, kind)) \
+    F(DK_CHECK, dk_status, dk_module_forward, (dk_object *module, const dk_dict *in, dk_forward_mode mode, dk_dict *out), (module, in, mode, out)) \
+    F(, bool, dk_module_training, (void), ())                                           \
+    V(dk_module_train, (dk_object *module, bool on), (module, on))                      \
+    F(, size_t, dk_module_n_tensors, (const dk_object *module), (module))               \
+    F(, dk_tensor *, dk_module_tensor_at, (const dk_object *module, size_t i, const char **name, bool *is_buffer), (module, i, name, is_buffer)) \
+    F(, dk_tensor *, dk_module_find, (const dk_object *module, const char *name), (module, name)) \
+    /* --- runner, for hooks (runner.h) ------------------------------------ since 1.1 */ \
+    F(, int64_t, dk_runner_epoch, (const dk_runner *r), (r))                            \
+    F(, int64_t, dk_runner_iter, (const dk_runner *r), (r))                             \
+    F(, int64_t, dk_runner_inner_iter, (const dk_runner *r), (r))                       \
+    F(, int64_t, dk_runner_max_epochs, (const dk_runner *r), (r))                       \
+    F(, int64_t, dk_runner_max_iters, (const dk_runner *r), (r))                        \
+    F(, int64_t, dk_runner_loop_len, (const dk_runner *r), (r))                         \
+    F(, dk_runner_phase, dk_runner_phase_of, (const dk_runner *r), (r))                 \
+    F(, bool, dk_runner_by_epoch, (const dk_runner *r), (r))                            \
+    F(, const char *, dk_runner_work_dir, (const dk_runner *r), (r))                    \
+    F(, const char *, dk_runner_timestamp, (const dk_runner *r), (r))                   \
+    F(, const dk_cfg *, dk_runner_cfg, (const dk_runner *r), (r))                       \
+    F(, dk_object *, dk_runner_model, (dk_runner *r), (r))                              \
+    F(, const dk_dict *, dk_runner_outputs, (const dk_runner *r), (r))                  \
+    F(DK_CHECK, dk_status, dk_runner_log, (dk_runner *r, const char *key, double value), (r, key, value)) \
+    F(, dk_dict *, dk_runner_state, (dk_runner *r), (r))                                \
+    F(DK_CHECK, dk_status, dk_runner_save_checkpoint, (dk_runner *r, const char *filename), (r, filename)) \
+    F(DK_CHECK, dk_status, dk_runner_remove_checkpoint, (dk_runner *r, const char *filename), (r, filename)) \
+    V(dk_runner_request_stop, (dk_runner *r, const char *reason), (r, reason))          \
     /* --- append new entries above this line, with their minor ----------------- */
 
 #endif /* DK_API_LIST_H */

@@ -61,6 +61,10 @@
  *   tensor.h    tensors, scopes, autograd, random numbers
  *   ops.h       the ops a forward pass is written with
  *   nn.h        layers as ops: convolution, normalisation, pooling
+ *   dict.h      dk_dict, the one data type that flows (samples, batches, outputs)
+ *   data.h      datasets, transforms, metrics: threads, randomness, DK_PARAM_PIPELINE
+ *   module.h    modules: parameters, buffers, children, forward
+ *   runner.h    what a hook may ask of the training runner
  *   api.h       the host API table (generated from api_list.h)
  */
 #ifndef DK_DK_H
@@ -76,5 +80,9 @@
 #include <dk/tensor.h>
 #include <dk/ops.h>
 #include <dk/nn.h>
+#include <dk/dict.h>
+#include <dk/data.h>
+#include <dk/module.h>
+#include <dk/runner.h>
 
 #endif /* DK_DK_H */

@@ -97,30 +97,79 @@ typedef struct dk_vtable {
 } dk_vtable;
 
 /* Slots after the head are optional: NULL (or beyond struct_size) means the
- * type does not implement it. The tensor runtime and the runner append the
- * compute slots of each interface (forward, get, apply, ...) as they land. */
+ * type does not implement it. */
+
+/* Backbones, necks, heads, losses, models (module.h). forward maps `in` to
+ * `out` in the given mode; tensors it puts into `out` may be scope-owned
+ * (the dict keeps them alive). */
 typedef struct dk_module_vtable {
     DK_VTABLE_HEAD;
+    dk_status (*forward)(void *self, const dk_dict *in, dk_forward_mode mode, dk_dict *out);
 } dk_module_vtable;
 
+/* A dataset (data.h). get fills `sample` with sample `index` in [0, len);
+ * the loader calls it from several threads at once. class_name gives the
+ * name of class i, NULL past the last (optional). */
 typedef struct dk_dataset_vtable {
     DK_VTABLE_HEAD;
+    int64_t (*len)(void *self);
+    dk_status (*get)(void *self, int64_t index, dk_dict *sample);
+    const char *(*class_name)(void *self, int64_t i);
 } dk_dataset_vtable;
 
+/* One step of a pipeline (data.h): changes `sample` in place. Random draws
+ * come from rng only (seeded per sample from the run seed, the epoch and
+ * the index, so results do not depend on the number of loader threads). */
 typedef struct dk_transform_vtable {
     DK_VTABLE_HEAD;
+    dk_status (*apply)(void *self, dk_dict *sample, dk_rng *rng);
 } dk_transform_vtable;
 
+/* An evaluation metric (data.h): process sees every batch with the model's
+ * predictions; compute fills `results` with named numbers ("top1", ...),
+ * which the runner logs as "<metric prefix>/<name>"; reset starts over. */
 typedef struct dk_metric_vtable {
     DK_VTABLE_HEAD;
+    dk_status (*process)(void *self, const dk_dict *batch, const dk_dict *preds);
+    dk_status (*compute)(void *self, dk_dict *results);
+    void (*reset)(void *self);
 } dk_metric_vtable;
 
+/* One parameter as an optimizer's step sees it (optim.h). */
+typedef struct dk_optim_param {
+    const char *name;         /* dotted name, e.g. "backbone.conv1.weight" */
+    dk_tensor *param;         /* contiguous f32; updated in place */
+    dk_tensor *grad;          /* its gradient, contiguous, same shape */
+    dk_tensor *const *state;  /* n_state tensors shaped like param, zeros before the first step */
+    double lr;                /* this step's learning rate (schedule x lr_mult) */
+    double weight_decay;      /* (x decay_mult) */
+    double momentum;          /* this step's momentum (SGD) or beta1 (Adam family) */
+} dk_optim_param;
+
+/* An optimizer (optim.h). `base` reports the config's lr, weight decay and
+ * momentum (or beta1), which schedules and per-parameter rules scale; step
+ * updates every parameter in place; `step` counts updates from 1. State
+ * tensors are the host's (saved in checkpoints as "<param>.<state name>").
+ * n_state_used (optional) says how many of the first n_state states this
+ * instance keeps, e.g. Adam without amsgrad 2 of its 3; the others are NULL
+ * in dk_optim_param.state and never allocated. */
 typedef struct dk_optimizer_vtable {
     DK_VTABLE_HEAD;
+    uint32_t n_state;                /* state tensors per parameter */
+    const char *const *state_names;  /* e.g. {"exp_avg", "exp_avg_sq"} */
+    void (*base)(const void *self, double *lr, double *weight_decay, double *momentum);
+    dk_status (*step)(void *self, const dk_optim_param *params, size_t n, int64_t step);
+    uint32_t (*n_state_used)(const void *self);
 } dk_optimizer_vtable;
 
+/* A schedule of a value (optim.h): `in` is the value the schedules before it
+ * produced at this step, `base` the optimizer's, t the step within this
+ * schedule's [begin, end) and span = end - begin, so 0 <= t < span (after the
+ * end t stays at span - 1: the value holds, as in mmengine). Returns the
+ * value to use. */
 typedef struct dk_lr_scheduler_vtable {
     DK_VTABLE_HEAD;
+    double (*value)(const void *self, double in, double base, int64_t t, int64_t span);
 } dk_lr_scheduler_vtable;
 
 /* Hook points, in the order a run reaches them (mmengine's set). One list
@@ -152,6 +201,32 @@ typedef struct dk_hook_vtable {
     DK_HOOK_POINT_LIST(DK_HOOK_SLOT_)
 #undef DK_HOOK_SLOT_
 } dk_hook_vtable;
+
+/* Hook priorities by name (mmengine's values; lower runs first). */
+#define DK_HOOK_PRIORITY_LIST(X) \
+    X(HIGHEST, 0)                \
+    X(VERY_HIGH, 10)             \
+    X(HIGH, 30)                  \
+    X(ABOVE_NORMAL, 40)          \
+    X(NORMAL, 50)                \
+    X(BELOW_NORMAL, 60)          \
+    X(LOW, 70)                   \
+    X(VERY_LOW, 90)              \
+    X(LOWEST, 100)
+
+enum {
+#define DK_PRIORITY_ENUM_(name, value) DK_PRIORITY_##name = value,
+    DK_HOOK_PRIORITY_LIST(DK_PRIORITY_ENUM_)
+#undef DK_PRIORITY_ENUM_
+};
+
+/* The schema entry every hook type lists, so that a config may reorder it:
+ * `priority: 45` or `priority: LOW`. The runner reads it; null (the default)
+ * keeps the vtable's priority. */
+#define DK_PARAM_HOOK_PRIORITY                                                        \
+    {.name = "priority", .type = DK_PARAM_ANY, .flags = DK_PARAM_NULLABLE,            \
+     .doc = "run order among hooks, lower first: an integer, or a name from HIGHEST " \
+            "(0) to LOWEST (100); null: the type's default"}
 
 /* ------------------------------------------------------------------ */
 /* Type registration                                                   */

@@ -160,6 +160,10 @@ static inline dk_tensor *dk_ones(int ndim, const int64_t *shape, dk_dtype dtype,
  *     worker); advances rng so the next split differs.
  * dk_rng *dk_rng_default(void);
  *     This thread's default generator (seeded 0 until dk_rng_seed is called on it).
+ * double dk_rng_uniform(dk_rng *rng);
+ *     One uniform draw in [0, 1); advances rng by one. NULL: the default.
+ * int64_t dk_rng_int(dk_rng *rng, int64_t n);
+ *     One integer in [0, n) (0 when n <= 1); advances rng by one.
  */
 
 /* ---- devices -------------------------------------------------------------------------

@@ -142,8 +142,67 @@ typedef struct dk_cfg dk_cfg;             /* a config node (cfg.h) */
 typedef struct dk_registrar dk_registrar; /* handed to a plugin's init (registry.h) */
 typedef struct dk_type_info dk_type_info; /* a registered type (registry.h) */
 typedef struct dk_object dk_object;       /* an instance of a registered type */
-typedef struct dk_dict dk_dict;           /* the one data type that flows (later) */
-typedef struct dk_runner dk_runner;       /* the training runner (later) */
+typedef struct dk_dict dk_dict;           /* the one data type that flows (dict.h) */
+typedef struct dk_runner dk_runner;       /* the training runner (runner.h) */
+
+/* What a dk_dict value holds (dict.h). */
+typedef enum dk_value_kind {
+    DK_VALUE_NONE = 0,
+    DK_VALUE_TENSOR,
+    DK_VALUE_NUMBER,
+    DK_VALUE_STRING,
+    DK_VALUE_TENSORS, /* a list of tensors (ragged data) */
+    DK_VALUE_KIND_COUNT
+} dk_value_kind;
+
+/* Module vocabulary (module.h). */
+/* How a new parameter is filled. Fan-in is shape[1] x the product of
+ * shape[2:], fan-out shape[0] x the same product (PyTorch's rule).
+ *   ZEROS            0 (also what a NULL init means)
+ *   CONSTANT         a
+ *   UNIFORM          U(a, b)
+ *   NORMAL           N(a, b^2)
+ *   KAIMING_UNIFORM  U(-bound, bound), bound = gain sqrt(3 / fan), gain = sqrt(2 / (1 + a^2))
+ *   KAIMING_NORMAL   N(0, (gain / sqrt(fan))^2)          fan = fan_in, or fan_out when fan_out
+ *   XAVIER_UNIFORM   U(-bound, bound), bound = g sqrt(6 / (fan_in + fan_out)), g = a or 1 if a == 0
+ *   XAVIER_NORMAL    N(0, (g sqrt(2 / (fan_in + fan_out)))^2)
+ *   FAN_IN_UNIFORM   U(-1/sqrt(fan), 1/sqrt(fan)) with fan = b, or fan_in when b == 0:
+ *                    PyTorch's default for biases (b = the weight's fan-in) and Linear */
+typedef enum dk_init_kind {
+    DK_INIT_ZEROS = 0,
+    DK_INIT_CONSTANT,
+    DK_INIT_UNIFORM,
+    DK_INIT_NORMAL,
+    DK_INIT_KAIMING_UNIFORM,
+    DK_INIT_KAIMING_NORMAL,
+    DK_INIT_XAVIER_UNIFORM,
+    DK_INIT_XAVIER_NORMAL,
+    DK_INIT_FAN_IN_UNIFORM,
+    DK_INIT_KIND_COUNT
+} dk_init_kind;
+
+typedef struct dk_init {
+    int32_t kind; /* dk_init_kind */
+    bool fan_out; /* KAIMING: use fan-out (mode='fan_out') */
+    double a;
+    double b;
+} dk_init;
+
+typedef enum dk_forward_mode {
+    DK_MODE_TENSOR = 0,
+    DK_MODE_LOSS,
+    DK_MODE_PREDICT,
+    DK_MODE_COUNT
+} dk_forward_mode;
+
+/* Which loop is running. */
+typedef enum dk_runner_phase {
+    DK_PHASE_TRAIN = 0,
+    DK_PHASE_VAL,
+    DK_PHASE_TEST,
+    DK_PHASE_COUNT
+} dk_runner_phase;
+
 
 #ifdef __cplusplus
 }
