@@ -8,10 +8,15 @@
  * filled in. The object owns a private clone of its node because plugins may
  * keep pointers into it (dk/cfg.h promises the node lives until destroy) while
  * the caller's tree may be edited or freed.
+ *
+ * An object of a module type also carries its module record (core/nn): made
+ * before create so the parameters, buffers and children create declares
+ * attach to it, and freed after destroy, since plugin state points at them.
  */
 #include "internal.h"
 
 #include "../cfg/cfg.h"
+#include "../nn/nn.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +25,7 @@ struct dk_object {
     const dkh_type *type; /* registry-owned; its plugin is kept loaded by `live` */
     dk_cfg *cfg;          /* the validated clone create received */
     void *self;           /* what create made */
+    dkh_module *module;   /* module types only: parameters, buffers, children */
 };
 
 static bool blank(const char *s)
@@ -119,19 +125,28 @@ dk_status dk_object_build(const dk_cfg *node, const char *kind, dk_object **out)
     DKH_ASSERT(obj != NULL);
     obj->type = t;
     obj->cfg = clone;
+    if (t->info.iface == DK_IFACE_MODULE)
+        obj->module = dkh_module_new(dk_cfg_path(clone), t->info.name);
     const dk_vtable *vt = t->info.vtable;
     void *self = NULL;
     dk_clear_error();
+    /* Every object's create runs with its own record current (none for a
+     * non-module), so declarations never land in an enclosing module. */
+    dkh_module *outer = dkh_module_enter(obj->module);
     s = vt->create(clone, &self);
+    dkh_module_enter(outer);
     if (s != DK_OK) {
         if (blank(dk_last_error()) || dk_last_status() == DK_OK)
             dk_fail(s, "create failed with %s and left no message", dk_status_name(s));
         dk_error_prefix("%s: %s", at, t->info.name);
+        dkh_module_free(obj->module);
         free(obj);
         obj = NULL;
         goto done;
     }
     obj->self = self;
+    if (obj->module)
+        dkh_module_finish(obj->module);
     clone = NULL;
     /* Counted so the plugin cannot be unloaded under the object. */
     dkh_reg_object_created(t);
@@ -153,10 +168,16 @@ void dk_object_free(dk_object *obj)
      * leave self NULL). */
     if (obj->self)
         vt->destroy(obj->self);
+    dkh_module_free(obj->module);
     /* The node goes only after destroy: plugin state may point into it. */
     dkh_cfg_free(obj->cfg);
     dkh_reg_object_destroyed(obj->type);
     free(obj);
+}
+
+dkh_module *dkh_object_module(const dk_object *obj)
+{
+    return obj ? obj->module : NULL;
 }
 
 void *dk_object_self(const dk_object *obj)

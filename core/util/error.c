@@ -20,6 +20,7 @@ static const char *const status_texts[] = {DK_STATUS_LIST(STATUS_TEXT_)};
 
 static _Thread_local dk_status last_status;
 static _Thread_local char *last_message;
+static _Thread_local uint64_t message_serial;
 
 const char *dk_status_name(dk_status status)
 {
@@ -39,6 +40,12 @@ static void set_message(char *msg)
 {
     free(last_message);
     last_message = msg;
+    message_serial++;
+}
+
+uint64_t dkh_error_serial(void)
+{
+    return message_serial;
 }
 
 dk_status dk_failv(dk_status status, const char *fmt, va_list ap)

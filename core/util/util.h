@@ -21,6 +21,11 @@
     } while (0)
 _Noreturn void dkh_assert_fail(const char *expr, const char *file, int line);
 
+/* Counts changes of this thread's error message (every dk_fail, prefix and
+ * clear), so a caller can tell whether the message changed since it last
+ * looked without comparing text (module forwards name themselves once). */
+uint64_t dkh_error_serial(void);
+
 /* ---- string buffer ---------------------------------------------------- */
 
 /* A growable NUL-terminated string. Zero-initialise (DKH_BUF_INIT) to start;

@@ -1,11 +1,17 @@
-/* LeNet — two conv stages (conv 3x3, optional batch-norm, ReLU, 2x2 max-pool)
- * followed by flattening: the small Fashion-MNIST backbone of the benchmarks.
+/* LeNet — two conv stages (3x3 convolution with bias and padding 1, optional
+ * batch-norm, ReLU, 2x2 max-pool) followed by flattening: the small
+ * Fashion-MNIST backbone of the benchmarks.
  *
- * The layer arithmetic (output channels and spatial size) is worked out at
- * create time so a head can be checked against it; the compute arrives with
- * the tensor runtime.
+ * The fully-connected layers of the benchmarks' "LeNet-ish" network
+ * (bench/step_bench.c: fc 3136->128 + ReLU, fc 128->10) belong to the head:
+ * LinearClsHead with hidden_channels [128] (configs/_base_/models/lenet.yaml),
+ * so the backbone stays reusable under any head. Its one feature map in
+ * "feats" is already flat: (N, channels[1] * (input_size / 4)^2).
  */
 #include "cifar.h"
+#include "layers.h"
+
+#include <stdio.h>
 
 typedef struct lenet {
     int64_t in_channels;
@@ -13,7 +19,24 @@ typedef struct lenet {
     int64_t input_size;  /* square input side */
     bool batch_norm;
     int64_t out_features; /* flattened features the backbone emits */
+    conv2d conv[2];       /* "conv1", "conv2" */
+    batch_norm bn[2];     /* "bn1", "bn2" when batch_norm */
 } lenet;
+
+static dk_status declare_stages(lenet *n)
+{
+    int64_t cin = n->in_channels;
+    for (int i = 0; i < 2; i++) {
+        char name[8];
+        snprintf(name, sizeof name, "conv%d", i + 1);
+        DK_TRY(conv2d_declare(&n->conv[i], name, cin, n->channels[i], 3, 1, 1, true));
+        snprintf(name, sizeof name, "bn%d", i + 1);
+        if (n->batch_norm)
+            DK_TRY(batch_norm_declare(&n->bn[i], name, n->channels[i]));
+        cin = n->channels[i];
+    }
+    return DK_OK;
+}
 
 static dk_status lenet_create(const dk_cfg *cfg, void **self)
 {
@@ -35,6 +58,8 @@ static dk_status lenet_create(const dk_cfg *cfg, void **self)
         s = dk_fail(DK_ERR_CONFIG, "%s (%s): LeNet halves the input twice; input_size %lld "
                     "is not a multiple of 4",
                     dk_cfg_path(cfg), dk_cfg_where(cfg), (long long)n->input_size);
+    if (s == DK_OK)
+        s = declare_stages(n);
     if (s != DK_OK) {
         dk_free(n);
         return s;
@@ -48,6 +73,26 @@ static dk_status lenet_create(const dk_cfg *cfg, void **self)
 static void lenet_destroy(void *self)
 {
     dk_free(self);
+}
+
+static dk_status lenet_forward(void *self, const dk_dict *in, dk_forward_mode mode, dk_dict *out)
+{
+    (void)mode; /* a backbone emits features in every mode */
+    const lenet *n = self;
+    dk_tensor *x = input_images(in, "LeNet"); /* (N, C, 28, 28) */
+    if (!x)
+        return dk_last_status();
+    const int64_t pool[2] = {2, 2};
+    for (int i = 0; i < 2; i++) {
+        x = conv2d_forward(&n->conv[i], x);
+        if (n->batch_norm)
+            x = batch_norm_forward(&n->bn[i], x);
+        x = dk_max_pool2d(dk_relu(x), pool, NULL, NULL, NULL, false); /* (N, 32, 14, 14), ... */
+    }
+    x = dk_flatten(x, 1, -1); /* (N, 64 * 7 * 7) */
+    if (!x)
+        return dk_last_status();
+    return dk_dict_set_tensors(out, "feats", &x, 1);
 }
 
 static const dk_param lenet_params[] = {
@@ -65,6 +110,7 @@ static const dk_module_vtable lenet_vtable = {
     .struct_size = sizeof(dk_module_vtable),
     .create = lenet_create,
     .destroy = lenet_destroy,
+    .forward = lenet_forward,
 };
 
 const dk_type_info lenet_type = {

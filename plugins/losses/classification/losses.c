@@ -1,19 +1,20 @@
 /* classification_losses — CrossEntropyLoss with PyTorch's options (class
  * weights, ignore_index, label smoothing, reduction) and a loss weight.
+ *
+ * A loss is a module: its forward reads "cls_score" (N, C) and "gt_label"
+ * (N) and writes "loss" (a scalar unless reduction is 'none'), in any mode.
  */
 #include <dk/dk.h>
 
 #include <string.h>
 
-typedef enum reduction { REDUCE_NONE, REDUCE_MEAN, REDUCE_SUM } reduction;
-
 typedef struct ce_loss {
     int64_t ignore_index;
     double label_smoothing;
     double loss_weight;
-    reduction reduce;
-    size_t n_class_weight;
-    double *class_weight; /* NULL when unweighted */
+    int reduction; /* DK_REDUCTION_* */
+    int64_t n_class_weight;
+    float *class_weight; /* NULL when unweighted */
 } ce_loss;
 
 static void ce_destroy(void *self)
@@ -38,22 +39,52 @@ static dk_status ce_create(const dk_cfg *cfg, void **self)
         s = dk_cfg_get_str(cfg, "reduction", &red);
     const dk_cfg *w = dk_cfg_get(cfg, "class_weight");
     if (s == DK_OK && dk_cfg_kind_of(w) == DK_CFG_LIST) {
-        l->n_class_weight = dk_cfg_len(w);
-        l->class_weight = dk_calloc(l->n_class_weight ? l->n_class_weight : 1, sizeof(double));
+        l->n_class_weight = (int64_t)dk_cfg_len(w);
+        l->class_weight = dk_calloc(l->n_class_weight ? (size_t)l->n_class_weight : 1,
+                                    sizeof(float));
         if (!l->class_weight)
             s = dk_fail(DK_ERR_NOMEM, "CrossEntropyLoss: out of memory");
-        for (size_t i = 0; s == DK_OK && i < l->n_class_weight; i++)
-            s = dk_cfg_get_float(dk_cfg_at(w, i), NULL, &l->class_weight[i]);
+        for (int64_t i = 0; s == DK_OK && i < l->n_class_weight; i++) {
+            double v;
+            s = dk_cfg_get_float(dk_cfg_at(w, (size_t)i), NULL, &v);
+            l->class_weight[i] = (float)v;
+        }
     }
     if (s != DK_OK) {
         ce_destroy(l);
         return s;
     }
-    l->reduce = strcmp(red, "none") == 0 ? REDUCE_NONE
-              : strcmp(red, "sum") == 0  ? REDUCE_SUM
-                                         : REDUCE_MEAN;
+    l->reduction = strcmp(red, "none") == 0 ? DK_REDUCTION_NONE
+                 : strcmp(red, "sum") == 0  ? DK_REDUCTION_SUM
+                                            : DK_REDUCTION_MEAN;
     *self = l;
     return DK_OK;
+}
+
+static dk_status ce_forward(void *self, const dk_dict *in, dk_forward_mode mode, dk_dict *out)
+{
+    (void)mode; /* a loss is computed the same way in every mode */
+    const ce_loss *l = self;
+    dk_tensor *score = dk_dict_tensor(in, "cls_score"); /* (N, C) */
+    dk_tensor *label = dk_dict_tensor(in, "gt_label");  /* (N) */
+    if (!score || !label)
+        return dk_fail(DK_ERR_ARG, "CrossEntropyLoss: the input has no '%s' tensor",
+                       !score ? "cls_score" : "gt_label");
+    dk_tensor *weight = NULL;
+    if (l->class_weight) {
+        /* Made per call: a scope-owned constant, on the scores' device. */
+        weight = dk_to(dk_from_data(1, &l->n_class_weight, DK_DTYPE_F32, l->class_weight),
+                       dk_tensor_device(score));
+        if (!weight)
+            return dk_last_status();
+    }
+    dk_tensor *loss = dk_cross_entropy(score, label, weight, l->ignore_index, l->label_smoothing,
+                                       l->reduction);
+    if (l->loss_weight != 1.0)
+        loss = dk_mul_scalar(loss, l->loss_weight);
+    if (!loss)
+        return dk_last_status();
+    return dk_dict_set_tensor(out, "loss", loss);
 }
 
 static const dk_param ce_params[] = {
@@ -73,6 +104,7 @@ static const dk_module_vtable ce_vtable = {
     .struct_size = sizeof(dk_module_vtable),
     .create = ce_create,
     .destroy = ce_destroy,
+    .forward = ce_forward,
 };
 
 static const dk_type_info ce_types[] = {{
