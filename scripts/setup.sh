@@ -10,10 +10,12 @@ build_dir=${1:-build}
 shift || true
 
 # Build: compiler, CMake, pkg-config; libyaml (configs), zlib (gzip data
-# files), oneDNN (CPU convolution, normalisation, matmul); tests: cmocka,
-# binutils (nm); the demo's data: Fashion-MNIST.
-packages=(build-essential cmake pkg-config libyaml-dev zlib1g-dev libcmocka-dev binutils libdnnl-dev
-          dataset-fashion-mnist)
+# files), zstd (checkpoints), oneDNN (CPU convolution, normalisation, matmul), libjpeg-turbo
+# (ImageFolder's decoder); tests: cmocka, binutils (nm); the demo's data:
+# Fashion-MNIST. (clang and libclang-rt-dev, when present, also build the
+# checkpoint fuzzer; without them its test is skipped.)
+packages=(build-essential cmake pkg-config libyaml-dev zlib1g-dev libzstd-dev libcmocka-dev binutils libdnnl-dev
+          libjpeg-dev dataset-fashion-mnist)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -4,8 +4,11 @@
  * ships them, or already decompressed) and checks them the way a user needs:
  * a missing file says where it looked and how to get it, a wrong file says
  * what its header holds, a truncated one says how much is missing. Images and
- * labels are kept in memory (70,000 x 28 x 28 bytes in all); sample access
- * arrives with the data loader.
+ * labels are kept in memory (70,000 x 28 x 28 bytes in all).
+ *
+ * A sample is "img", the (1, 28, 28) u8 pixels exactly as the file stores
+ * them (0 = background), and "gt_label", the class index. Normalize (or
+ * ToTensor) in the pipeline makes the f32 image a model reads.
  */
 #include <dk/dk.h>
 
@@ -22,16 +25,11 @@ typedef struct fmnist {
     int64_t rows, cols;
     uint8_t *images; /* (count, rows, cols) */
     uint8_t *labels; /* (count,) */
-    dk_object **pipeline;
-    size_t n_pipeline;
 } fmnist;
 
 static void fmnist_destroy(void *self)
 {
     fmnist *d = self;
-    for (size_t i = 0; i < d->n_pipeline; i++)
-        dk_object_free(d->pipeline[i]);
-    dk_free(d->pipeline);
     dk_free(d->images);
     dk_free(d->labels);
     dk_free(d);
@@ -136,18 +134,6 @@ static dk_status fmnist_create(const dk_cfg *cfg, void **self)
         if (d->labels[i] > 9)
             s = dk_fail(DK_ERR_IO, "FashionMNIST: %s: label %u of sample %u is not a class "
                         "0..9", labels, d->labels[i], i);
-
-    const dk_cfg *pipe = dk_cfg_get(cfg, "pipeline");
-    if (s == DK_OK && dk_cfg_len(pipe)) {
-        d->pipeline = dk_calloc(dk_cfg_len(pipe), sizeof *d->pipeline);
-        if (!d->pipeline)
-            s = dk_fail(DK_ERR_NOMEM, "FashionMNIST: out of memory");
-        for (size_t i = 0; s == DK_OK && i < dk_cfg_len(pipe); i++) {
-            s = dk_object_build(dk_cfg_at(pipe, i), "transform", &d->pipeline[i]);
-            if (s == DK_OK)
-                d->n_pipeline++;
-        }
-    }
     if (s != DK_OK) {
         fmnist_destroy(d);
         return s;
@@ -161,19 +147,50 @@ static dk_status fmnist_create(const dk_cfg *cfg, void **self)
     return DK_OK;
 }
 
+static int64_t fmnist_len(void *self)
+{
+    return ((const fmnist *)self)->count;
+}
+
+static dk_status fmnist_get(void *self, int64_t index, dk_dict *sample)
+{
+    const fmnist *d = self;
+    if (index < 0 || index >= d->count)
+        return dk_fail(DK_ERR_ARG, "FashionMNIST: index %lld is outside [0, %lld)",
+                       (long long)index, (long long)d->count);
+    int64_t shape[3] = {1, d->rows, d->cols};
+    dk_tensor *img = dk_from_data(3, shape, DK_DTYPE_U8,
+                                  d->images + (size_t)index * (size_t)(d->rows * d->cols));
+    if (!img)
+        return dk_last_status();
+    DK_TRY(dk_dict_set_tensor(sample, "img", img));
+    return dk_dict_set_number(sample, "gt_label", d->labels[index]);
+}
+
+static const char *const class_names[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress",
+                                            "Coat",        "Sandal",  "Shirt",    "Sneaker",
+                                            "Bag",         "Ankle boot"};
+
+static const char *fmnist_class_name(void *self, int64_t i)
+{
+    return i >= 0 && i < 10 ? class_names[i] : NULL;
+}
+
 static const dk_param fmnist_params[] = {
     {.name = "data_root", .type = DK_PARAM_STRING, .def = "/usr/share/datasets/fashion-mnist",
      .doc = "directory holding the four IDX files (.gz or plain)"},
     {.name = "split", .type = DK_PARAM_STRING, .def = "train", .choices = "train|test",
      .doc = "60,000 training or 10,000 test images"},
-    {.name = "pipeline", .type = DK_PARAM_OBJECT_LIST, .kind = "transform", .def = "[]",
-     .doc = "transforms applied to each sample, in order"},
+    DK_PARAM_PIPELINE,
 };
 
 static const dk_dataset_vtable fmnist_vtable = {
     .struct_size = sizeof(dk_dataset_vtable),
     .create = fmnist_create,
     .destroy = fmnist_destroy,
+    .len = fmnist_len,
+    .get = fmnist_get,
+    .class_name = fmnist_class_name,
 };
 
 static const dk_type_info fmnist_types[] = {{
