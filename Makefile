@@ -1,6 +1,6 @@
 # The README's commands. Each installs what it needs first (scripts/setup.sh).
 #
-#   make demo    build, then show what the plugins offer and a resolved config
+#   make demo    build, then train LeNet on Fashion-MNIST for one epoch and evaluate it
 #   make test    build and run every test, then again under ASan + UBSan
 #   make build   just build (build/)
 #   make install PREFIX=/usr/local
@@ -20,9 +20,8 @@ build:
 	@cmake --build $(BUILD) -j $(JOBS)
 
 demo: build
-	$(BUILD)/bin/dkhost list-registry
-	$(BUILD)/bin/dkhost print-config configs/lenet_fashion_mnist.yaml
-	$(BUILD)/bin/dkhost check configs/lenet_fashion_mnist.yaml
+	$(BUILD)/bin/dkhost configs/fashion_mnist/lenet.yaml --work-dir work_dirs/demo \
+	    --cfg-options train_cfg.max_epochs=1
 
 # Every test, in the normal build and in the sanitizer build.
 test: test-fast test-asan

@@ -220,8 +220,12 @@ def main():
         for n in notes:
             w(f"- {n}")
         w("")
+    # bench/train_bench.sh owns the section from its marker on: keep it.
+    marker = "<!-- training runs: bench/train_bench.sh -->"
+    old = open(a.out).read() if os.path.exists(a.out) else ""
+    tail = old[old.index(marker):] if marker in old else ""
     with open(a.out, "w") as f:
-        f.write("\n".join(out))
+        f.write("\n".join(out) + ("\n" + tail if tail else ""))
     print(f"report: wrote {a.out}")
 
 

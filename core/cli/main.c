@@ -10,8 +10,11 @@
 #include <dk/dk.h>
 
 #include "../cfg/cfg.h"
+#include "../optim/optim.h"
 #include "../plugin/registry.h"
 #include "../runner/config_schema.h"
+#include "../runner/runner.h"
+#include "ckpt_cmd.h"
 #include "list_registry.h"
 #include "plugin_path.h"
 
@@ -37,6 +40,12 @@ typedef struct options {
     size_t n_overrides;
     const char *kind;
     const char *work_dir;
+    const char *resume_from;
+    const char *load_from;
+    const char *checkpoint;
+    int64_t seed;
+    int deterministic;
+    bool no_validate;
     bool json;
     bool help;
     bool no_default_plugins;
@@ -51,13 +60,23 @@ typedef struct command {
 } command;
 
 static int run_train(const options *o, dkh_registry *reg);
+static int run_test(const options *o, dkh_registry *reg);
 static int run_check(const options *o, dkh_registry *reg);
 static int run_print_config(const options *o, dkh_registry *reg);
 static int run_list_registry(const options *o, dkh_registry *reg);
+static int run_ckpt(const options *o, dkh_registry *reg);
 
 static const command commands[] = {
-    {"train", "dkhost [train] CONFIG [--cfg-options K=V ...] [--work-dir DIR]",
-     "Train the model a config describes (the default command).", run_train, true},
+    {"train", "dkhost [train] CONFIG [--work-dir DIR] [--resume-from PATH|auto] [--load-from PATH]\n"
+              "         [--seed N] [--deterministic] [--no-validate] [--cfg-options K=V ...]",
+     "Train the model a config describes (the default command): logs, the resolved\n"
+     "config and checkpoints go to the work dir. --resume-from continues a run\n"
+     "(auto: the newest intact checkpoint in the work dir); --load-from takes weights only.",
+     run_train, true},
+    {"test", "dkhost test CONFIG --checkpoint PATH [--work-dir DIR] [--cfg-options K=V ...]",
+     "Evaluate a checkpoint's weights on the config's test_dataloader (or its\n"
+     "val_dataloader) with its test_evaluator, and log the metrics.",
+     run_test, true},
     {"check", "dkhost check CONFIG [--cfg-options K=V ...]",
      "Validate a config and build every object it describes (model, datasets, hooks),\n"
      "then release them: finds missing data files and bad parameters before a run.",
@@ -70,6 +89,10 @@ static const command commands[] = {
      "List the loaded plugins, every registered type with its parameters, and the\n"
      "plugin files that were refused, with the reason.",
      run_list_registry, false},
+    {"ckpt", "dkhost ckpt info|verify FILE",
+     "Print a checkpoint's metadata and tensors and verify every checksum (info),\n"
+     "or only verify it (verify); a damaged file exits with code 5.",
+     run_ckpt, false},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
@@ -81,6 +104,14 @@ static const char global_help[] =
     "  --cfg-options K=V ...  override config keys: model.backbone.depth=32\n"
     "                         data.pipeline.1.size=[320,320] name='quoted string'\n"
     "  --work-dir DIR         where the run writes logs and checkpoints\n"
+    "  --resume-from PATH     train: continue the run saved in PATH ('auto': the newest\n"
+    "                         intact checkpoint in the work dir)\n"
+    "  --load-from PATH       train: start from these weights (missing, unexpected and\n"
+    "                         mismatched names are reported)\n"
+    "  --checkpoint PATH      test: the weights to evaluate\n"
+    "  --seed N               seed of every random draw (overrides the config's)\n"
+    "  --deterministic        identical bits on every repeat on this machine\n"
+    "  --no-validate          train without the validation loop\n"
     "  --log-level LEVEL      debug, info (default), warn or error\n"
     "  -h, --help             help (dkhost COMMAND --help for one command)\n"
     "  --version              versions of dkhost and its plugin ABI\n"
@@ -153,9 +184,11 @@ static int report(dk_status s, const char *what)
     return exit_code_for(s);
 }
 
-static const char *option_names[] = {"--plugins", "--no-default-plugins", "--cfg-options",
-                                     "--work-dir", "--log-level", "--kind", "--json",
-                                     "--help", "--version"};
+static const char *option_names[] = {"--plugins",     "--no-default-plugins", "--cfg-options",
+                                     "--work-dir",    "--log-level",          "--kind",
+                                     "--json",        "--help",               "--version",
+                                     "--resume-from", "--load-from",          "--checkpoint",
+                                     "--seed",        "--deterministic",      "--no-validate"};
 
 static const command *find_command(const char *name)
 {
@@ -205,6 +238,26 @@ static int parse_args(int argc, char **argv, options *o)
         } else if (strcmp(a, "--work-dir") == 0) {
             NEED_VALUE();
             o->work_dir = value;
+        } else if (strcmp(a, "--resume-from") == 0) {
+            NEED_VALUE();
+            o->resume_from = value;
+        } else if (strcmp(a, "--load-from") == 0) {
+            NEED_VALUE();
+            o->load_from = value;
+        } else if (strcmp(a, "--checkpoint") == 0) {
+            NEED_VALUE();
+            o->checkpoint = value;
+        } else if (strcmp(a, "--seed") == 0) {
+            NEED_VALUE();
+            char *end = NULL;
+            long long v = strtoll(value, &end, 10);
+            if (!*value || *end || v < 0)
+                return usage_error("--seed needs a non-negative integer, got '%s'", value, NULL);
+            o->seed = v;
+        } else if (strcmp(a, "--deterministic") == 0) {
+            o->deterministic = 1;
+        } else if (strcmp(a, "--no-validate") == 0) {
+            o->no_validate = true;
         } else if (strcmp(a, "--log-level") == 0) {
             NEED_VALUE();
             dk_log_level level;
@@ -318,15 +371,40 @@ static int run_check(const options *o, dkh_registry *reg)
     return build_all(o, reg, false);
 }
 
+static int run_job(const options *o, dkh_registry *reg, dkh_run_mode mode)
+{
+    dk_cfg *root = NULL;
+    int rc = prepare(o, reg, &root);
+    if (rc >= 0)
+        return rc;
+    dkh_run_options ro = {
+        .mode = mode,
+        .config_path = o->config,
+        .resume_from = o->resume_from,
+        .load_from = o->load_from,
+        .checkpoint = o->checkpoint,
+        .seed = o->seed,
+        .deterministic = o->deterministic,
+        .no_validate = o->no_validate,
+    };
+    dk_status s = dkh_run(root, &ro);
+    dkh_cfg_free(root);
+    return s == DK_OK ? EXIT_OK : report(s, mode == DKH_RUN_TRAIN ? "train" : "test");
+}
+
 static int run_train(const options *o, dkh_registry *reg)
 {
-    int rc = build_all(o, reg, true);
-    if (rc != EXIT_OK)
-        return rc;
-    fprintf(stderr, "dkhost: train: %s is valid and every object in it builds, but this dkhost "
-                    "has no training runner yet; use 'dkhost check' to validate configs\n",
-            o->config);
-    return EXIT_RUNTIME;
+    if (o->checkpoint)
+        return usage_error("%s is an option of 'dkhost test' (train takes --resume-from or "
+                           "--load-from)", "--checkpoint", NULL);
+    return run_job(o, reg, DKH_RUN_TRAIN);
+}
+
+static int run_test(const options *o, dkh_registry *reg)
+{
+    if (o->resume_from)
+        return usage_error("%s is an option of 'dkhost train'", "--resume-from", NULL);
+    return run_job(o, reg, DKH_RUN_TEST);
 }
 
 static int run_print_config(const options *o, dkh_registry *reg)
@@ -356,9 +434,19 @@ static int run_list_registry(const options *o, dkh_registry *reg)
     return EXIT_OK;
 }
 
+/* Reached only when options precede "ckpt": it takes none (main runs it first). */
+static int run_ckpt(const options *o, dkh_registry *reg)
+{
+    return usage_error("%s takes no global options: dkhost ckpt info|verify FILE", "ckpt",
+                       NULL);
+}
+
 int main(int argc, char **argv)
 {
-    options o = {0};
+    /* `dkhost ckpt ...` has sub-commands and parses its own arguments. */
+    if (argc > 1 && strcmp(argv[1], "ckpt") == 0)
+        return dkh_cli_ckpt(argc - 1, argv + 1);
+    options o = {.seed = -1, .deterministic = -1};
     int rc = parse_args(argc, argv, &o);
     if (rc >= 0)
         goto done;
@@ -384,7 +472,10 @@ int main(int argc, char **argv)
 
     dkh_registry *reg = dkh_registry_new();
     dkh_registry_set_current(reg);
-    dk_status s = dkh_plugins_load(reg, o.plugin_dirs, o.n_plugin_dirs, o.no_default_plugins);
+    /* The host's own types (optimizers, schedules) first: plugins cannot take their names. */
+    dk_status s = dkh_optim_register_builtins(reg);
+    if (s == DK_OK)
+        s = dkh_plugins_load(reg, o.plugin_dirs, o.n_plugin_dirs, o.no_default_plugins);
     if (s != DK_OK) {
         rc = report(s, "plugins");
     } else {

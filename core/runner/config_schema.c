@@ -16,12 +16,16 @@
 static const dk_param dataloader_fields[] = {
     {.name = "batch_size", .type = DK_PARAM_INT, .def = "32", .min = "1",
      .doc = "samples per batch on each rank"},
-    {.name = "num_workers", .type = DK_PARAM_INT, .def = "0", .min = "0",
+    {.name = "num_workers", .type = DK_PARAM_INT, .def = "0", .min = "0", .max = "1024",
      .doc = "loader threads decoding and transforming samples"},
     {.name = "shuffle", .type = DK_PARAM_BOOL, .def = "false",
      .doc = "reshuffle the sample order every epoch"},
     {.name = "drop_last", .type = DK_PARAM_BOOL, .def = "false",
      .doc = "drop the last incomplete batch"},
+    {.name = "persistent_workers", .type = DK_PARAM_BOOL, .def = "false",
+     .doc = "keep the loader threads between epochs instead of restarting them"},
+    {.name = "prefetch_factor", .type = DK_PARAM_INT, .def = "2", .min = "1", .max = "1024",
+     .doc = "batches each worker may prepare ahead of the training step"},
     {.name = "dataset", .type = DK_PARAM_OBJECT, .kind = "dataset", .flags = DK_PARAM_REQUIRED,
      .doc = "the dataset, with its transform pipeline"},
 };
@@ -35,6 +39,8 @@ static const dk_param train_cfg_fields[] = {
      .doc = "iterations to train when not by_epoch"},
     {.name = "val_interval", .type = DK_PARAM_INT, .def = "1", .min = "1",
      .doc = "validate every this many epochs (or iterations)"},
+    {.name = "val_begin", .type = DK_PARAM_INT, .def = "1", .min = "1",
+     .doc = "first epoch (or iteration) after which validation may run"},
 };
 
 static const dk_param env_cfg_fields[] = {
@@ -42,6 +48,53 @@ static const dk_param env_cfg_fields[] = {
      .doc = "CPU threads for kernels; 0 = DK_NUM_THREADS or all cores"},
     {.name = "cudnn_benchmark", .type = DK_PARAM_BOOL, .def = "false",
      .doc = "let cuDNN pick algorithms by timing them"},
+};
+
+static const dk_param nan_guard_fields[] = {
+    {.name = "enabled", .type = DK_PARAM_BOOL, .def = "true",
+     .doc = "skip a step whose loss or gradients are not finite, restoring the buffers"},
+    {.name = "max_consecutive", .type = DK_PARAM_INT, .def = "10", .min = "0",
+     .doc = "stop the run after this many skipped steps in a row"},
+};
+
+/* optim_wrapper: mmengine's OptimWrapper keys (core/optim reads them). */
+static const dk_param paramwise_fields[] = {
+    {.name = "bias_lr_mult", .type = DK_PARAM_FLOAT, .flags = DK_PARAM_NULLABLE, .min = "0",
+     .doc = "lr multiplier of biases outside normalisation layers"},
+    {.name = "bias_decay_mult", .type = DK_PARAM_FLOAT, .flags = DK_PARAM_NULLABLE, .min = "0",
+     .doc = "weight-decay multiplier of biases outside normalisation layers"},
+    {.name = "norm_decay_mult", .type = DK_PARAM_FLOAT, .flags = DK_PARAM_NULLABLE, .min = "0",
+     .doc = "weight-decay multiplier of normalisation layers' weights and biases"},
+    {.name = "flat_decay_mult", .type = DK_PARAM_FLOAT, .flags = DK_PARAM_NULLABLE, .min = "0",
+     .doc = "weight-decay multiplier of other 1-d parameters"},
+    {.name = "custom_keys", .type = DK_PARAM_MAP, .def = "{}",
+     .doc = "name substring -> {lr_mult, decay_mult}; the longest matching key wins"},
+    {.name = "bypass_duplicate", .type = DK_PARAM_BOOL, .def = "false",
+     .doc = "train a tensor listed under several names once instead of refusing it"},
+};
+
+static const dk_param clip_grad_fields[] = {
+    {.name = "type", .type = DK_PARAM_STRING, .flags = DK_PARAM_NULLABLE, .choices = "norm|value",
+     .doc = "clip the total norm or each value; null = value when only clip_value is given"},
+    {.name = "max_norm", .type = DK_PARAM_FLOAT, .flags = DK_PARAM_NULLABLE, .min = "0",
+     .doc = "largest total gradient norm"},
+    {.name = "norm_type", .type = DK_PARAM_FLOAT, .def = "2", .min = "0",
+     .doc = "p of the p-norm (.inf for the largest magnitude)"},
+    {.name = "clip_value", .type = DK_PARAM_FLOAT, .flags = DK_PARAM_NULLABLE, .min = "0",
+     .doc = "gradients are clamped to [-clip_value, clip_value]"},
+};
+
+static const dk_param optim_wrapper_fields[] = {
+    {.name = "type", .type = DK_PARAM_STRING, .def = "OptimWrapper", .choices = "OptimWrapper",
+     .doc = "the wrapper (mmengine's name)"},
+    {.name = "optimizer", .type = DK_PARAM_OBJECT, .kind = "optimizer",
+     .flags = DK_PARAM_REQUIRED, .doc = "the optimizer: SGD, Adam, AdamW, ..."},
+    {.name = "paramwise_cfg", .type = DK_PARAM_STRUCT, .flags = DK_PARAM_NULLABLE,
+     DK_FIELDS(paramwise_fields), .doc = "per-parameter lr and weight-decay multipliers by name"},
+    {.name = "clip_grad", .type = DK_PARAM_STRUCT, .flags = DK_PARAM_NULLABLE,
+     DK_FIELDS(clip_grad_fields), .doc = "gradient clipping: {max_norm, norm_type} or {clip_value}"},
+    {.name = "accumulative_counts", .type = DK_PARAM_INT, .def = "1", .min = "1",
+     .doc = "accumulate gradients over this many iterations per update"},
 };
 
 static const dk_param top_level[] = {
@@ -59,10 +112,11 @@ static const dk_param top_level[] = {
      .doc = "metrics computed on the test predictions"},
     {.name = "train_cfg", .type = DK_PARAM_STRUCT, DK_FIELDS(train_cfg_fields),
      .def = "{}", .doc = "how long to train and when to validate"},
-    {.name = "optim_wrapper", .type = DK_PARAM_MAP, .flags = DK_PARAM_NULLABLE,
-     .doc = "optimizer and gradient settings (read by the training runner)"},
-    {.name = "param_scheduler", .type = DK_PARAM_ANY, .flags = DK_PARAM_NULLABLE,
-     .doc = "learning-rate schedules (read by the training runner)"},
+    {.name = "optim_wrapper", .type = DK_PARAM_STRUCT, .flags = DK_PARAM_NULLABLE,
+     DK_FIELDS(optim_wrapper_fields),
+     .doc = "the optimizer and how gradients reach it (docs/training.md)"},
+    {.name = "param_scheduler", .type = DK_PARAM_OBJECT_LIST, .kind = "lr_scheduler",
+     .def = "[]", .doc = "learning-rate and momentum schedules, applied in order"},
     {.name = "default_hooks", .type = DK_PARAM_OBJECT_MAP, .kind = "hook", .def = "{}",
      .doc = "the standard hooks by name; replace or disable (null) any of them"},
     {.name = "custom_hooks", .type = DK_PARAM_OBJECT_LIST, .kind = "hook", .def = "[]",
@@ -75,6 +129,10 @@ static const dk_param top_level[] = {
      .doc = "seed of every random draw"},
     {.name = "deterministic", .type = DK_PARAM_BOOL, .def = "false",
      .doc = "fixed reduction order: repeated runs give identical bits"},
+    {.name = "precision", .type = DK_PARAM_STRING, .def = "fp32", .choices = "fp32|bf16|fp16",
+     .doc = "compute type of convolutions and matmuls (bf16: autocast; weights stay f32)"},
+    {.name = "nan_guard", .type = DK_PARAM_STRUCT, DK_FIELDS(nan_guard_fields), .def = "{}",
+     .doc = "what to do with a non-finite loss or gradient"},
     {.name = "launcher", .type = DK_PARAM_STRING, .def = "none", .choices = "none|mpi|slurm",
      .doc = "how the processes of a data-parallel run were started"},
     {.name = "load_from", .type = DK_PARAM_STRING, .flags = DK_PARAM_NULLABLE,

@@ -3,10 +3,15 @@
  * Output goes to temporary files rather than pipes so a chatty child can
  * never deadlock against a test that reads only one of its streams.
  */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
 #include "proc.h"
 
 #include <fcntl.h>
-#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,4 +111,19 @@ void proc_result_free(proc_result *r)
 {
     free(r->out);
     free(r->err);
+}
+
+void proc_expect(const proc_result *r, int status, const char *out_has, const char *err_has)
+{
+    bool out_ok = !out_has || strstr(r->out, out_has);
+    bool err_ok = !err_has || strstr(r->err, err_has);
+    if (r->status == status && out_ok && err_ok)
+        return;
+    print_error("exit %d (want %d)\n--- stdout ---\n%s\n--- stderr ---\n%s\n", r->status, status,
+                r->out, r->err);
+    if (!out_ok)
+        print_error("stdout lacks: %s\n", out_has);
+    if (!err_ok)
+        print_error("stderr lacks: %s\n", err_has);
+    fail();
 }

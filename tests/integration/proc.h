@@ -17,6 +17,9 @@ proc_result dkhost_run_with_path(const char *path, const char *first, ...);
 /* Runs the build's dkhost with the given arguments (NULL-terminated). */
 proc_result dkhost_run(const char *first, ...);
 void proc_result_free(proc_result *r);
+/* Fails the current cmocka test, printing both streams, unless r exited with
+ * status and its stdout / stderr contain out_has / err_has (NULL: anything). */
+void proc_expect(const proc_result *r, int status, const char *out_has, const char *err_has);
 /* Reads a whole file (malloc'ed) or NULL. */
 char *read_file(const char *path);
 /* Writes text to path; returns 0 on success. */

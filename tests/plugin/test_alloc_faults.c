@@ -10,12 +10,14 @@
 #include "plugin_test.h"
 
 #include "cfg/cfg.h"
+#include "optim/optim.h"
 #include "runner/config_schema.h"
 
 static void build_under_faults(const char *config)
 {
     dkh_registry *r = dkh_registry_new();
     dkh_registry_set_current(r);
+    assert_int_equal(dkh_optim_register_builtins(r), DK_OK); /* configs name SGD */
     assert_int_equal(dkh_registry_load_dir(r, DK_BINARY_DIR "/plugins"), DK_OK);
     dk_cfg *root = NULL;
     assert_int_equal(dkh_config_prepare(config, NULL, 0, r, &root), DK_OK);
@@ -49,12 +51,12 @@ static void build_under_faults(const char *config)
 
 static void test_lenet_model(void **state)
 {
-    build_under_faults(DK_SOURCE_DIR "/configs/lenet_fashion_mnist.yaml");
+    build_under_faults(DK_SOURCE_DIR "/configs/fashion_mnist/lenet.yaml");
 }
 
 static void test_resnet_model(void **state)
 {
-    build_under_faults(DK_SOURCE_DIR "/configs/resnet20_fashion_mnist.yaml");
+    build_under_faults(DK_SOURCE_DIR "/configs/fashion_mnist/resnet20.yaml");
 }
 
 int main(void)

@@ -1,0 +1,128 @@
+/* core/runner/eval_loop.c — validation and test: the model in eval mode
+ * without gradients, predict-mode forwards, every metric fed each batch, and
+ * the metrics' results as the outputs of after_val_epoch / after_test_epoch
+ * ("<prefix>/<name>", e.g. "accuracy/top1").
+ */
+#include "runner_impl.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct phase_points {
+    dkh_point before_epoch, after_epoch, before_iter, after_iter;
+} phase_points;
+
+static const phase_points val_points = {DKH_POINT_before_val_epoch, DKH_POINT_after_val_epoch,
+                                        DKH_POINT_before_val_iter, DKH_POINT_after_val_iter};
+static const phase_points test_points = {DKH_POINT_before_test_epoch, DKH_POINT_after_test_epoch,
+                                         DKH_POINT_before_test_iter, DKH_POINT_after_test_iter};
+
+static dk_status eval_step(dk_runner *r, const dkh_split *sp, const dk_dict *batch)
+{
+    dk_scope_begin();
+    dk_dict *preds = dk_dict_new();
+    dk_status s = preds ? DK_OK : DK_ERR_NOMEM;
+    if (s == DK_OK && r->autocast != DK_DTYPE_F32)
+        s = dk_autocast_begin(r->autocast);
+    if (s == DK_OK) {
+        s = dk_module_forward(r->model, batch, DK_MODE_PREDICT, preds);
+        if (r->autocast != DK_DTYPE_F32) {
+            dk_status e = dk_autocast_end();
+            if (s == DK_OK)
+                s = e;
+        }
+    }
+    for (size_t i = 0; s == DK_OK && i < sp->n_metrics; i++) {
+        const dk_metric_vtable *vt = dk_object_type(sp->metrics[i])->vtable;
+        if (vt->process)
+            s = vt->process(dk_object_self(sp->metrics[i]), batch, preds);
+        if (s != DK_OK)
+            dk_error_prefix("metric %s", dk_object_type(sp->metrics[i])->name);
+    }
+    dk_dict_free(preds);
+    dk_scope_end();
+    return s;
+}
+
+/* Every metric's results, prefixed, into the outputs. */
+static dk_status compute_metrics(dk_runner *r, const dkh_split *sp)
+{
+    dk_dict_clear(r->outputs);
+    for (size_t i = 0; i < sp->n_metrics; i++) {
+        const dk_metric_vtable *vt = dk_object_type(sp->metrics[i])->vtable;
+        if (!vt->compute)
+            continue;
+        dk_dict *res = dk_dict_new();
+        if (!res)
+            return DK_ERR_NOMEM;
+        dk_status s = vt->compute(dk_object_self(sp->metrics[i]), res);
+        for (size_t k = 0; s == DK_OK && k < dk_dict_len(res); k++) {
+            const char *key = dk_dict_key(res, k);
+            if (dk_dict_kind(res, k) != DK_VALUE_NUMBER)
+                continue;
+            char *name = dkh_asprintf("%s/%s", sp->metric_prefix[i], key);
+            s = dk_dict_set_number(r->outputs, name, dk_dict_number(res, key, 0));
+            free(name);
+        }
+        dk_dict_free(res);
+        if (s != DK_OK) {
+            dk_error_prefix("metric %s", dk_object_type(sp->metrics[i])->name);
+            return s;
+        }
+    }
+    return DK_OK;
+}
+
+dk_status dkh_eval(dk_runner *r, dk_runner_phase phase)
+{
+    const dkh_split *sp = phase == DK_PHASE_TEST ? &r->test : &r->val;
+    const phase_points *pts = phase == DK_PHASE_TEST ? &test_points : &val_points;
+    dk_runner_phase was_phase = r->phase;
+    int64_t was_inner = r->inner_iter, was_len = r->loop_len;
+    r->phase = phase;
+    for (size_t i = 0; i < sp->n_metrics; i++) {
+        const dk_metric_vtable *vt = dk_object_type(sp->metrics[i])->vtable;
+        if (vt->reset)
+            vt->reset(dk_object_self(sp->metrics[i]));
+    }
+    dk_dict_clear(r->outputs);
+    DK_TRY(dkh_hooks_call(r, pts->before_epoch));
+    dk_module_train(r->model, false);
+    bool grad_was = dk_grad_set_enabled(false);
+    r->inner_iter = 0;
+    r->loop_len = dkh_loader_len(sp->loader);
+    dk_status s = dkh_loader_start_epoch(sp->loader, 0, 0);
+    while (s == DK_OK) {
+        dk_dict *batch = NULL;
+        s = dkh_loader_next(sp->loader, &batch);
+        if (s != DK_OK || !batch)
+            break;
+        dk_dict_clear(r->outputs);
+        s = dkh_hooks_call(r, pts->before_iter);
+        if (s == DK_OK)
+            s = eval_step(r, sp, batch);
+        if (s == DK_OK)
+            s = dkh_hooks_call(r, pts->after_iter);
+        dk_dict_free(batch);
+        r->inner_iter++;
+    }
+    dk_grad_set_enabled(grad_was);
+    dk_module_train(r->model, true);
+    if (s == DK_OK)
+        s = compute_metrics(r, sp);
+    if (s == DK_OK) {
+        dkh_buf line = DKH_BUF_INIT;
+        for (size_t i = 0; i < dk_dict_len(r->outputs); i++)
+            dkh_buf_printf(&line, "%s%s: %.4f", i ? ", " : "", dk_dict_key(r->outputs, i),
+                           dk_dict_number(r->outputs, dk_dict_key(r->outputs, i), 0));
+        /* The logger hook prints validation results; a test run's are its product. */
+        dk_log(phase == DK_PHASE_TEST ? DK_LOG_INFO : DK_LOG_DEBUG, "%s results: %s",
+               phase == DK_PHASE_TEST ? "test" : "val", dkh_buf_str(&line));
+        dkh_buf_fini(&line);
+        s = dkh_hooks_call(r, pts->after_epoch);
+    }
+    r->phase = was_phase;
+    r->inner_iter = was_inner;
+    r->loop_len = was_len;
+    return s;
+}

@@ -1,0 +1,120 @@
+/* core/runner/runner_impl.h — the runner's state, shared by the files of
+ * core/runner/ (internal to libdk).
+ *
+ *   runner.c      build and tear down a run; dkh_run; the dk_runner_* API for hooks
+ *   hooks.c       the hook list: default_hooks + custom_hooks, priorities, dispatch
+ *   work_dir.c    the work directory, timestamp, log file, resolved config
+ *   env_info.c    the environment report (log header, checkpoint metadata)
+ *   train_loop.c  epoch- and iteration-based training, the NaN guard
+ *   eval_loop.c   validation and test loops, metrics
+ *   run_state.c   checkpoints of a whole run: save, resume, load weights
+ */
+#ifndef DKH_RUNNER_IMPL_H
+#define DKH_RUNNER_IMPL_H
+
+#include "runner.h"
+
+#include "../ckpt/ckpt.h"
+#include "../data/data.h"
+#include "../optim/optim.h"
+#include "../util/util.h"
+
+#include <stdio.h>
+
+/* One hook of the run, in dispatch order. */
+typedef struct dkh_hook {
+    char *name;      /* default_hooks key, or "<type>" / "<type>_<n>" for custom hooks */
+    dk_object *obj;
+    const dk_hook_vtable *vt;
+    void *self;
+    int64_t priority;
+} dkh_hook;
+
+/* A data loader with what it reads from (val and test have metrics). */
+typedef struct dkh_split {
+    const dk_cfg *cfg;      /* the dataloader struct; NULL when the config has none */
+    dk_object *dataset;
+    dkh_loader *loader;
+    int64_t batch_size;
+    dk_object **metrics;
+    char **metric_prefix;   /* "accuracy" for type Accuracy, or the metric's `prefix` */
+    size_t n_metrics;
+} dkh_split;
+
+/* Which hook point is running: the completed-work counters of a checkpoint
+ * depend on it (mmengine advances epoch/iter after the after_* hooks). */
+typedef enum dkh_point {
+    DKH_POINT_NONE = 0,
+#define DKH_POINT_ENUM_(point) DKH_POINT_##point,
+    DK_HOOK_POINT_LIST(DKH_POINT_ENUM_)
+#undef DKH_POINT_ENUM_
+} dkh_point;
+
+struct dk_runner {
+    const dk_cfg *cfg;
+    dkh_run_options opts;
+    uint64_t seed;
+    bool deterministic;
+    dk_dtype autocast; /* DK_DTYPE_F32 = off */
+
+    /* work dir and logs (work_dir.c) */
+    char *work_dir;
+    char timestamp[32];
+    FILE *log_file;
+    char *env_yaml; /* env_info.c, as YAML map lines indented by two spaces */
+
+    dk_object *model;
+    dkh_split train, val, test;
+    dkh_optim *optim;
+    dkh_sched *sched;
+    dkh_hook *hooks;
+    size_t n_hooks;
+
+    /* progress, with mmengine's meaning: finished work */
+    bool by_epoch;
+    int64_t max_epochs, max_iters, val_interval, val_begin;
+    int64_t epoch, iter, inner_iter, loop_len;
+    int64_t samples_seen;
+    dk_runner_phase phase;
+    dkh_point point;
+    int64_t resume_skip; /* batches of the first epoch already trained (mid-epoch resume) */
+
+    /* NaN guard (train_loop.c) */
+    bool nan_guard;
+    int64_t nan_max_skips, nan_skips;
+
+    dk_dict *outputs;   /* dk_runner_outputs */
+    dk_dict *state;     /* dk_runner_state while a checkpoint hook point runs */
+    bool stop;
+    char *stop_reason;
+};
+
+/* hooks.c */
+dk_status dkh_hooks_build(dk_runner *r) DK_CHECK;
+void dkh_hooks_free(dk_runner *r);
+/* Calls `point` on every hook that has it, in order; the first error stops
+ * the run with "hook <name> (<Type>) <point>: <message>". */
+dk_status dkh_hooks_call(dk_runner *r, dkh_point point) DK_CHECK;
+/* Calls `point` on one hook (checkpoint state goes hook by hook). */
+dk_status dkh_hook_call(dk_runner *r, dkh_hook *h, dkh_point point) DK_CHECK;
+
+/* work_dir.c */
+dk_status dkh_work_dir_open(dk_runner *r) DK_CHECK;
+void dkh_work_dir_close(dk_runner *r);
+/* "<work_dir>/<name>"; new string. */
+char *dkh_work_path(const dk_runner *r, const char *name);
+
+/* env_info.c: appends "key: value" YAML lines, each indented by `indent`. */
+void dkh_env_info(dkh_buf *out, int indent);
+
+/* train_loop.c, eval_loop.c */
+dk_status dkh_train(dk_runner *r) DK_CHECK;
+dk_status dkh_eval(dk_runner *r, dk_runner_phase phase) DK_CHECK;
+
+/* run_state.c */
+dk_status dkh_run_save(dk_runner *r, const char *path) DK_CHECK;
+dk_status dkh_run_resume(dk_runner *r, const char *path) DK_CHECK;
+/* Weights only; reports missing, unexpected and mismatched names. */
+dk_status dkh_run_load_weights(dk_runner *r, const char *path) DK_CHECK;
+
+#endif /* DKH_RUNNER_IMPL_H */
