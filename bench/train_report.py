@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Turns the logs of bench/train_bench.sh into the "Training runs" section of
-bench/RESULTS.md, replacing that section (from its marker to the end of the
-file) and keeping everything before it.
+bench/RESULTS.md, replacing that section (between its two markers) and keeping
+everything before and after it.
 
     train_report.py --logs DIR --out bench/RESULTS.md --command "..." --warmup 10
 """
@@ -12,6 +12,7 @@ import re
 import statistics
 
 MARKER = "<!-- training runs: bench/train_bench.sh -->"
+END = "<!-- end of training runs -->"
 
 
 def dkhost_steps(path, warmup):
@@ -101,11 +102,15 @@ def main():
                              f"– | – | {med([x[1] for x in runs]):,.0f} |")
     lines += ["", "Notes: " + "; ".join(l.strip() for l in open(os.path.join(a.logs, "notes.log"))), ""]
 
+    # Replace this section only; what follows its end marker (accuracy runs) stays.
     text = open(a.out).read() if os.path.exists(a.out) else ""
+    head, tail = text, ""
     if MARKER in text:
-        text = text[:text.index(MARKER)]
+        head = text[:text.index(MARKER)]
+        if END in text:
+            tail = text[text.index(END) + len(END):]
     with open(a.out, "w") as f:
-        f.write(text.rstrip("\n") + "\n\n" + "\n".join(lines))
+        f.write(head.rstrip("\n") + "\n\n" + "\n".join(lines) + END + "\n" + tail.lstrip("\n"))
 
 
 if __name__ == "__main__":
