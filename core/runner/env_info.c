@@ -4,6 +4,7 @@
  */
 #include "runner_impl.h"
 
+#include "../backends/cpu/dnnl_cpu.h"
 #include "../plugin/registry.h"
 
 #include <dnnl.h>
@@ -78,6 +79,7 @@ void dkh_env_info(dkh_buf *out, int indent)
     const dnnl_version_t *v = dnnl_version();
     snprintf(text, sizeof text, "%d.%d.%d", v->major, v->minor, v->patch);
     line(out, indent, "onednn", text);
+    line(out, indent, "bf16_kernels", dkh_dnnl_bf16_native() ? "onednn" : "reference (no bf16 ISA)");
     line(out, indent, "zstd", ZSTD_versionString());
     line(out, indent, "libyaml", yaml_get_version_string());
     int n_cuda = dk_device_count(DK_DEVICE_CUDA);

@@ -8,6 +8,7 @@
  */
 #include "runner_impl.h"
 
+#include "../backends/cpu/dnnl_cpu.h"
 #include "../nn/nn.h"
 
 #include <ctype.h>
@@ -99,8 +100,13 @@ static dk_status read_settings(dk_runner *r)
 
     const char *precision = dk_cfg_scalar(dk_cfg_get(c, "precision"));
     r->autocast = DK_DTYPE_F32;
-    if (precision && strcmp(precision, "bf16") == 0)
+    if (precision && strcmp(precision, "bf16") == 0) {
         r->autocast = DK_DTYPE_BF16;
+        if (!dkh_dnnl_bf16_native())
+            dk_log(DK_LOG_WARN, "precision bf16: this CPU has no bf16 instructions oneDNN uses "
+                                "(AVX-512 bf16 or AMX), so bf16 convolutions and matmuls run "
+                                "on the slow reference kernels; fp32 is faster here");
+    }
     else if (precision && strcmp(precision, "fp16") == 0) {
         const dk_cfg *n = dk_cfg_get(c, "precision");
         return dk_fail(DK_ERR_CONFIG, "%s (%s): precision fp16 (with loss scaling) runs on CUDA "

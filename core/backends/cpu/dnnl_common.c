@@ -62,6 +62,37 @@ long dkh_dnnl_primitives_created(void)
     return atomic_load(&n_created);
 }
 
+/* oneDNN makes bf16 primitives only where the CPU has the instructions for
+ * them (AVX-512 with bf16 conversion, or AMX); elsewhere primitive creation
+ * fails and the bf16 ops run on the reference kernels. Asking oneDNN for a
+ * small bf16 matmul is the exact test of that. */
+static bool bf16_native;
+static pthread_once_t bf16_once = PTHREAD_ONCE_INIT;
+
+static void bf16_probe(void)
+{
+    dnnl_engine_t e = dkh_dnnl_engine();
+    if (!e)
+        return;
+    dnnl_dims_t dims = {16, 16};
+    dnnl_memory_desc_t md;
+    dnnl_matmul_desc_t mm;
+    if (dnnl_memory_desc_init_by_tag(&md, 2, dims, dnnl_bf16, dnnl_ab) != dnnl_success ||
+        dnnl_matmul_desc_init(&mm, &md, &md, NULL, &md) != dnnl_success)
+        return;
+    dnnl_primitive_desc_t pd = NULL;
+    if (dnnl_primitive_desc_create(&pd, &mm, NULL, e, NULL) == dnnl_success) {
+        bf16_native = true;
+        dnnl_primitive_desc_destroy(pd);
+    }
+}
+
+bool dkh_dnnl_bf16_native(void)
+{
+    pthread_once(&bf16_once, bf16_probe);
+    return bf16_native;
+}
+
 /* ---- keys ---------------------------------------------------------------------- */
 
 void dkh_dnnl_key_add(dkh_dnnl_key *k, int64_t v)

@@ -100,6 +100,10 @@ bool dkh_dnnl_md_any(dnnl_memory_desc_t *md, int ndim, const int64_t *dims, dk_d
  * step creates none). */
 long dkh_dnnl_primitives_created(void);
 
+/* Whether oneDNN runs bf16 convolutions and matmuls on this CPU (AVX-512 bf16
+ * or AMX). Without, bf16 products fall back to the slow reference kernels. */
+bool dkh_dnnl_bf16_native(void);
+
 /* Kernels (dnnl_conv.c). */
 bool dkh_dnnl_conv2d(const dkh_kcall *c);
 bool dkh_dnnl_conv2d_bwd_data(const dkh_kcall *c);
