@@ -11,8 +11,9 @@
 # f32 default, f32 channels_last and bf16 autocast + channels_last. Step time is
 # the median over the iterations after 10 warm-up ones (dkhost: IterTimerHook's
 # per-iteration `time`, which includes the data wait; PyTorch: the step alone on
-# pre-built batches); peak RSS from /usr/bin/time (dkhost) and ru_maxrss (PyTorch).
-# The figures are medians over rounds. Takes about 2 minutes a round.
+# pre-built batches; the ceiling likewise); peak RSS from /usr/bin/time (dkhost) and ru_maxrss (PyTorch).
+# The figures are medians over rounds. Takes about 2 minutes a round. bf16 rows
+# only on CPUs with bf16 instructions (AVX-512 bf16 or AMX).
 set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
 rounds=3
@@ -41,13 +42,36 @@ if [[ ! -f $build/CMakeCache.txt ]]; then
   cmake -S "$root" -B "$build" -DDK_CUDA=OFF > "$logs/cmake.log" 2>&1 || { cat "$logs/cmake.log"; exit 1; }
 fi
 cmake --build "$build" -j2 > "$logs/build.log" 2>&1 || { tail -30 "$logs/build.log"; exit 1; }
+# The ceiling: the same training step written straight on oneDNN (a measuring
+# instrument in ../shared/peers/ceiling, built here, never part of dkhost).
+have_ceiling=0
+if [[ -f $peers/ceiling/lenet_step.c ]]; then
+  mkdir -p "$build/ceiling"
+  have_ceiling=1
+  for m in lenet resnet20; do
+    gcc -std=c11 -O2 -march=native -fopenmp -o "$build/ceiling/${m}_step" \
+      "$peers/ceiling/${m}_step.c" -ldnnl -lz -lm 2>> "$logs/build.log" || have_ceiling=0
+  done
+fi
 have_torch=0
 if [[ -f $peers/torch_bench.py ]] && $PY -c "import torch" 2>/dev/null; then have_torch=1; fi
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)" > "$logs/notes.log"
+echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs)" >> "$logs/notes.log"
+# bf16 only where the cores have bf16 instructions: elsewhere dkhost's bf16
+# products run on reference kernels and PyTorch emulates, so the rows would
+# measure neither framework's bf16 path.
+precisions="fp32"
+torch_flags=("" "--channels-last")
+if grep -qwE 'avx512_bf16|amx_bf16' /proc/cpuinfo; then
+  precisions="fp32 bf16"
+  torch_flags+=("--channels-last --amp bf16")
+else
+  echo "bf16 not measured: this CPU has no AVX-512 bf16 or AMX" >> "$logs/notes.log"
+fi
 
 for r in $(seq "$rounds"); do
   for m in lenet resnet20; do
-    for p in fp32 bf16; do
+    for p in $precisions; do
       wd=$logs/work_${m}_${p}_$r
       echo "# round $r: dkhost $m $p" >&2
       /usr/bin/time -f "RESULT_RSS engine=dkhost model=$m precision=$p maxrss_kib=%M" \
@@ -59,8 +83,15 @@ for r in $(seq "$rounds"); do
       grep RESULT_RSS "$wd.out" >> "$logs/rss.log"
       cat "$wd"/*.jsonl | sed "s/^/$m $p /" >> "$logs/dkhost_steps.log"
     done
+    if [[ $have_ceiling == 1 ]]; then
+      for p in $precisions; do
+        echo "# round $r: oneDNN ceiling $m $p" >&2
+        "$build/ceiling/${m}_step" --layout any --dtype "${p/fp32/f32}" --threads 2 \
+          --warmup 10 --steps $((iters - 10)) | grep '^RESULT' >> "$logs/ceiling.log"
+      done
+    fi
     if [[ $have_torch == 1 ]]; then
-      for flags in "" "--channels-last" "--channels-last --amp bf16"; do
+      for flags in "${torch_flags[@]}"; do
         echo "# round $r: torch $m $flags" >&2
         # shellcheck disable=SC2086
         $PY "$peers/torch_bench.py" --model $m --mode train --threads 2 --batch 128 \
@@ -70,5 +101,6 @@ for r in $(seq "$rounds"); do
   done
 done
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$logs/notes.log"
+[[ $have_ceiling == 1 ]] || echo "skipped: the oneDNN ceiling (../shared/peers/ceiling absent or not built)" >> "$logs/notes.log"
 [[ $have_torch == 1 ]] || echo "skipped: PyTorch (torch or ../shared/peers/torch_bench.py absent)" >> "$logs/notes.log"
 "$PY" "$root/bench/train_report.py" --logs "$logs" --out "$out" --command "$cmdline" --warmup 10

@@ -58,6 +58,18 @@ def torch_runs(path):
     return res
 
 
+def ceiling_runs(path):
+    """{(model, precision): [img/s]} of the oneDNN whole-step ceiling (peers/ceiling)."""
+    res = {}
+    if not os.path.exists(path):
+        return res
+    for line in open(path):
+        kv = dict(re.findall(r"(\w+)=(\S+)", line))
+        prec = "bf16" if kv["dtype"] == "bf16" else "fp32"
+        res.setdefault((kv["model"], prec), []).append(float(kv["img_per_s"]))
+    return res
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--logs", required=True)
@@ -68,6 +80,7 @@ def main():
     steps = dkhost_steps(os.path.join(a.logs, "dkhost_steps.log"), a.warmup)
     mem = rss(os.path.join(a.logs, "rss.log"))
     torch = torch_runs(os.path.join(a.logs, "torch.log"))
+    ceiling = ceiling_runs(os.path.join(a.logs, "ceiling.log"))
     batch = 128
 
     def med(xs):
@@ -77,12 +90,13 @@ def main():
              f"`{a.command}`: the shipped configs trained by `dkhost` (data loader, pipeline, "
              "hooks, SGD) for a fixed number of iterations, batch 128, 2 threads, Fashion-MNIST "
              "in memory, beside PyTorch 1.13 training the same model "
-             "(`../shared/peers/torch_bench.py`). img/s from the median step after 10 warm-up "
+             "(`../shared/peers/torch_bench.py`) and the same step written straight on oneDNN, blocked "
+             "layout (`../shared/peers/ceiling/`, the ceiling). img/s from the median step after 10 warm-up "
              "steps, median over rounds; dkhost's step time includes the data wait. Peak RSS of "
              "the whole process.", "",
              "| model | run | img/s | vs PyTorch f32 default | vs PyTorch best of same precision "
-             "| peak RSS MiB |",
-             "| --- | --- | --- | --- | --- | --- |"]
+             "| of oneDNN ceiling | peak RSS MiB |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
     for model in ("lenet", "resnet20"):
         t_def = med([x[0] for x in torch.get((model, "f32 default"), [])])
         t_cl = med([x[0] for x in torch.get((model, "f32 channels_last"), [])])
@@ -93,13 +107,20 @@ def main():
                 continue
             ips = batch / med(s)
             best = max(t_def, t_cl) if prec == "fp32" else t_bf
+            ceil = med(ceiling.get((model, prec), []))
             lines.append(f"| {model} | dkhost {prec} | {ips:,.0f} | {ips / t_def:.2f} | "
-                         f"{ips / best:.2f} | {med(mem.get((model, prec), [])):,.0f} |")
+                         f"{ips / best:.2f} | {100 * ips / ceil:.0f}% | "
+                         f"{med(mem.get((model, prec), [])):,.0f} |")
         for kind in ("f32 default", "f32 channels_last", "bf16 autocast + channels_last"):
             runs = torch.get((model, kind))
             if runs:
                 lines.append(f"| {model} | PyTorch {kind} | {med([x[0] for x in runs]):,.0f} | "
-                             f"– | – | {med([x[1] for x in runs]):,.0f} |")
+                             f"– | – | – | {med([x[1] for x in runs]):,.0f} |")
+        for prec in ("fp32", "bf16"):
+            runs = ceiling.get((model, prec))
+            if runs:
+                lines.append(f"| {model} | oneDNN ceiling {prec} | {med(runs):,.0f} | – | – | "
+                             f"100% | – |")
     lines += ["", "Notes: " + "; ".join(l.strip() for l in open(os.path.join(a.logs, "notes.log"))), ""]
 
     # Replace this section only; what follows its end marker (accuracy runs) stays.
