@@ -86,6 +86,9 @@ def main():
     def med(xs):
         return statistics.median(xs) if xs else float("nan")
 
+    def pct(x, ceil):
+        return "–" if ceil != ceil else f"{100 * x / ceil:.0f}%"
+
     lines = [MARKER, "", "## Training runs (dkhost train vs PyTorch)", "",
              f"`{a.command}`: the shipped configs trained by `dkhost` (data loader, pipeline, "
              "hooks, SGD) for a fixed number of iterations, batch 128, 2 threads, Fashion-MNIST "
@@ -109,7 +112,7 @@ def main():
             best = max(t_def, t_cl) if prec == "fp32" else t_bf
             ceil = med(ceiling.get((model, prec), []))
             lines.append(f"| {model} | dkhost {prec} | {ips:,.0f} | {ips / t_def:.2f} | "
-                         f"{ips / best:.2f} | {100 * ips / ceil:.0f}% | "
+                         f"{ips / best:.2f} | {pct(ips, ceil)} | "
                          f"{med(mem.get((model, prec), [])):,.0f} |")
         for kind in ("f32 default", "f32 channels_last", "bf16 autocast + channels_last"):
             runs = torch.get((model, kind))
@@ -131,7 +134,7 @@ def main():
         if END in text:
             tail = text[text.index(END) + len(END):]
     with open(a.out, "w") as f:
-        f.write(head.rstrip("\n") + "\n\n" + "\n".join(lines) + END + "\n" + tail.lstrip("\n"))
+        f.write(head.rstrip("\n") + "\n\n" + "\n".join(lines) + END + "\n\n" + tail.lstrip("\n"))
 
 
 if __name__ == "__main__":
