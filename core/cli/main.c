@@ -43,6 +43,7 @@ typedef struct options {
     const char *resume_from;
     const char *load_from;
     const char *checkpoint;
+    const char *out;
     int64_t seed;
     int deterministic;
     bool no_validate;
@@ -61,6 +62,7 @@ typedef struct command {
 
 static int run_train(const options *o, dkh_registry *reg);
 static int run_test(const options *o, dkh_registry *reg);
+static int run_predict(const options *o, dkh_registry *reg);
 static int run_check(const options *o, dkh_registry *reg);
 static int run_print_config(const options *o, dkh_registry *reg);
 static int run_list_registry(const options *o, dkh_registry *reg);
@@ -77,6 +79,12 @@ static const command commands[] = {
      "Evaluate a checkpoint's weights on the config's test_dataloader (or its\n"
      "val_dataloader) with its test_evaluator, and log the metrics.",
      run_test, true},
+    {"predict", "dkhost predict CONFIG --checkpoint PATH [--out FILE] [--work-dir DIR]\n"
+                "         [--cfg-options K=V ...]",
+     "Run a checkpoint's weights over the config's test_dataloader (or its\n"
+     "val_dataloader) and write the model's predictions, one JSON line per sample\n"
+     "with its dataset index, to FILE (default <work_dir>/predictions.jsonl).",
+     run_predict, true},
     {"check", "dkhost check CONFIG [--cfg-options K=V ...]",
      "Validate a config and build every object it describes (model, datasets, hooks),\n"
      "then release them: finds missing data files and bad parameters before a run.",
@@ -108,7 +116,8 @@ static const char global_help[] =
     "                         intact checkpoint in the work dir)\n"
     "  --load-from PATH       train: start from these weights (missing, unexpected and\n"
     "                         mismatched names are reported)\n"
-    "  --checkpoint PATH      test: the weights to evaluate\n"
+    "  --checkpoint PATH      test, predict: the weights to run\n"
+    "  --out FILE             predict: where the predictions go\n"
     "  --seed N               seed of every random draw (overrides the config's)\n"
     "  --deterministic        identical bits on every repeat on this machine\n"
     "  --no-validate          train without the validation loop\n"
@@ -188,7 +197,8 @@ static const char *option_names[] = {"--plugins",     "--no-default-plugins", "-
                                      "--work-dir",    "--log-level",          "--kind",
                                      "--json",        "--help",               "--version",
                                      "--resume-from", "--load-from",          "--checkpoint",
-                                     "--seed",        "--deterministic",      "--no-validate"};
+                                     "--seed",        "--deterministic",      "--no-validate",
+                                     "--out"};
 
 static const command *find_command(const char *name)
 {
@@ -247,6 +257,9 @@ static int parse_args(int argc, char **argv, options *o)
         } else if (strcmp(a, "--checkpoint") == 0) {
             NEED_VALUE();
             o->checkpoint = value;
+        } else if (strcmp(a, "--out") == 0) {
+            NEED_VALUE();
+            o->out = value;
         } else if (strcmp(a, "--seed") == 0) {
             NEED_VALUE();
             char *end = NULL;
@@ -383,13 +396,15 @@ static int run_job(const options *o, dkh_registry *reg, dkh_run_mode mode)
         .resume_from = o->resume_from,
         .load_from = o->load_from,
         .checkpoint = o->checkpoint,
+        .out = o->out,
         .seed = o->seed,
         .deterministic = o->deterministic,
         .no_validate = o->no_validate,
     };
     dk_status s = dkh_run(root, &ro);
     dkh_cfg_free(root);
-    return s == DK_OK ? EXIT_OK : report(s, mode == DKH_RUN_TRAIN ? "train" : "test");
+    static const char *const names[] = {"train", "test", "predict"};
+    return s == DK_OK ? EXIT_OK : report(s, names[mode]);
 }
 
 static int run_train(const options *o, dkh_registry *reg)
@@ -397,6 +412,8 @@ static int run_train(const options *o, dkh_registry *reg)
     if (o->checkpoint)
         return usage_error("%s is an option of 'dkhost test' (train takes --resume-from or "
                            "--load-from)", "--checkpoint", NULL);
+    if (o->out)
+        return usage_error("%s is an option of 'dkhost predict'", "--out", NULL);
     return run_job(o, reg, DKH_RUN_TRAIN);
 }
 
@@ -404,7 +421,16 @@ static int run_test(const options *o, dkh_registry *reg)
 {
     if (o->resume_from)
         return usage_error("%s is an option of 'dkhost train'", "--resume-from", NULL);
+    if (o->out)
+        return usage_error("%s is an option of 'dkhost predict'", "--out", NULL);
     return run_job(o, reg, DKH_RUN_TEST);
+}
+
+static int run_predict(const options *o, dkh_registry *reg)
+{
+    if (o->resume_from)
+        return usage_error("%s is an option of 'dkhost train'", "--resume-from", NULL);
+    return run_job(o, reg, DKH_RUN_PREDICT);
 }
 
 static int run_print_config(const options *o, dkh_registry *reg)

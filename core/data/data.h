@@ -154,6 +154,11 @@ dk_status dkh_loader_next(dkh_loader *l, dk_dict **batch) DK_CHECK;
  * (what a checkpoint records to resume mid-epoch). */
 int64_t dkh_loader_position(const dkh_loader *l);
 
+/* The dataset indices of batch b of the current epoch, *n of them (which
+ * samples the batch holds, e.g. to label predictions); NULL when b is not a
+ * batch of it. Valid until the next dkh_loader_start_epoch. */
+const int64_t *dkh_loader_batch_indices(const dkh_loader *l, int64_t b, int64_t *n);
+
 /* Stops and joins the workers, frees every undelivered batch. NULL is a no-op. */
 void dkh_loader_free(dkh_loader *l);
 

@@ -69,10 +69,9 @@ static void slot_clear(slot *s)
 static void make_batch(const dkh_loader *l, int64_t b, slot *out)
 {
     bool grad_was = dk_grad_set_enabled(false);
-    int64_t start = b * l->batch_size;
-    int64_t end = start + l->batch_size < l->order_len ? start + l->batch_size : l->order_len;
-    size_t n = (size_t)(end - start);
-    const int64_t *indices = l->order + start;
+    int64_t count;
+    const int64_t *indices = dkh_loader_batch_indices(l, b, &count);
+    size_t n = (size_t)count;
     dk_dict **samples = dk_calloc(n, sizeof *samples);
     dk_dict *batch = NULL;
     dk_status s = samples ? DK_OK : dk_fail(DK_ERR_NOMEM, "data loader: out of memory");
@@ -274,6 +273,16 @@ int64_t dkh_loader_batch_size(const dkh_loader *l)
 int64_t dkh_loader_position(const dkh_loader *l)
 {
     return l->next_out;
+}
+
+const int64_t *dkh_loader_batch_indices(const dkh_loader *l, int64_t b, int64_t *n)
+{
+    *n = 0;
+    if (!l->order || b < 0 || b >= dkh_loader_len(l))
+        return NULL;
+    int64_t start = b * l->batch_size;
+    *n = start + l->batch_size < l->order_len ? l->batch_size : l->order_len - start;
+    return l->order + start;
 }
 
 dk_status dkh_loader_start_epoch(dkh_loader *l, int64_t epoch, int64_t skip_batches)

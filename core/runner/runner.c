@@ -253,24 +253,40 @@ static dk_status run_train(dk_runner *r)
     return DK_OK;
 }
 
-static dk_status run_test(dk_runner *r)
+/* Test and predict: the test split (or the validation one) with its
+ * metrics when `metrics`, and the weights to run. */
+static dk_status open_eval(dk_runner *r, const char *what, bool metrics)
 {
-    DK_TRY(split_open(r, &r->test, "test_dataloader", "test_evaluator"));
+    DK_TRY(split_open(r, &r->test, "test_dataloader", metrics ? "test_evaluator" : NULL));
     if (!r->test.cfg)
-        DK_TRY(split_open(r, &r->test, "val_dataloader", "val_evaluator"));
+        DK_TRY(split_open(r, &r->test, "val_dataloader", metrics ? "val_evaluator" : NULL));
     if (!r->test.cfg)
-        return dk_fail(DK_ERR_CONFIG, "%s: testing needs a test_dataloader (or a val_dataloader)",
-                       r->opts.config_path ? r->opts.config_path : "config");
-    DK_TRY(dkh_hooks_build(r));
+        return dk_fail(DK_ERR_CONFIG, "%s: %s needs a test_dataloader (or a val_dataloader)",
+                       r->opts.config_path ? r->opts.config_path : "config", what);
     const char *weights = r->opts.checkpoint ? r->opts.checkpoint : r->opts.load_from;
     if (!weights && dk_cfg_kind_of(dk_cfg_get(r->cfg, "load_from")) == DK_CFG_STRING)
         weights = dk_cfg_scalar(dk_cfg_get(r->cfg, "load_from"));
     if (!weights)
-        return dk_fail(DK_ERR_ARG, "test: which weights? give --checkpoint FILE");
-    DK_TRY(dkh_run_load_weights(r, weights));
+        return dk_fail(DK_ERR_ARG, "%s: which weights? give --checkpoint FILE", what);
+    return dkh_run_load_weights(r, weights);
+}
+
+static dk_status run_test(dk_runner *r)
+{
+    DK_TRY(open_eval(r, "test", true));
+    DK_TRY(dkh_hooks_build(r));
     DK_TRY(dkh_hooks_call(r, DKH_POINT_before_run));
     DK_TRY(dkh_eval(r, DK_PHASE_TEST));
     return dkh_hooks_call(r, DKH_POINT_after_run);
+}
+
+static dk_status run_predict(dk_runner *r)
+{
+    DK_TRY(open_eval(r, "predict", false));
+    char *path = r->opts.out ? dkh_strdup(r->opts.out) : dkh_work_path(r, "predictions.jsonl");
+    dk_status s = dkh_predict(r, path);
+    free(path);
+    return s;
 }
 
 dk_status dkh_run(const dk_cfg *root, const dkh_run_options *opts)
@@ -291,7 +307,9 @@ dk_status dkh_run(const dk_cfg *root, const dkh_run_options *opts)
     }
     if (s == DK_OK) {
         log_model(r);
-        s = opts->mode == DKH_RUN_TRAIN ? run_train(r) : run_test(r);
+        s = opts->mode == DKH_RUN_TRAIN  ? run_train(r)
+            : opts->mode == DKH_RUN_TEST ? run_test(r)
+                                         : run_predict(r);
     }
     if (s != DK_OK)
         dk_log(DK_LOG_ERROR, "%s", dk_last_error());

@@ -107,9 +107,13 @@ char *dkh_work_path(const dk_runner *r, const char *name);
 /* env_info.c: appends "key: value" YAML lines, each indented by `indent`. */
 void dkh_env_info(dkh_buf *out, int indent);
 
-/* train_loop.c, eval_loop.c */
+/* train_loop.c, eval_loop.c, predict_loop.c */
 dk_status dkh_train(dk_runner *r) DK_CHECK;
 dk_status dkh_eval(dk_runner *r, dk_runner_phase phase) DK_CHECK;
+/* One predict-mode forward of the model (in the run's autocast) into preds. */
+dk_status dkh_forward_predict(dk_runner *r, const dk_dict *batch, dk_dict *preds) DK_CHECK;
+/* The model's predictions for every sample of r->test, as JSON lines in path. */
+dk_status dkh_predict(dk_runner *r, const char *path) DK_CHECK;
 
 /* run_state.c */
 dk_status dkh_run_save(dk_runner *r, const char *path) DK_CHECK;

@@ -1,7 +1,8 @@
 /* tests/runner/test_train.c — whole training runs of the real dkhost on a toy
  * data set (tests/runner/fixtures/toy_blobs.c), seconds each:
  *
- *   - a small convnet learns the separable problem (accuracy bound);
+ *   - a small convnet learns the separable problem (accuracy bound), and
+ *     `dkhost predict` writes its predictions, matching the test accuracy;
  *   - resume equivalence: a run resumed mid-epoch from a checkpoint, in a
  *     new process with another worker count, ends bit for bit where the
  *     uninterrupted run ends (deterministic mode);
@@ -164,6 +165,116 @@ static double number_after(const char *text, const char *key)
     return p ? strtod(p + strlen(key), NULL) : -1;
 }
 
+/* ---- predict ----------------------------------------------------------------------- */
+
+#define TOY_VAL 128 /* validation samples; ToyBlobs' label of index i is i % 4 */
+
+typedef struct prediction {
+    int label;
+    double score[4];
+    char cls[8];
+} prediction;
+
+/* Parses a predict file into by_idx[sample_idx]; every index once. */
+static void read_predictions(const char *path, prediction *by_idx)
+{
+    char *text = read_file(path);
+    if (!text)
+        fail_msg("no predictions file %s", path);
+    bool seen[TOY_VAL] = {0};
+    int lines = 0;
+    for (char *line = text; *line; lines++) {
+        char *nl = strchr(line, '\n');
+        if (!nl)
+            fail_msg("%s: unterminated last line", path);
+        *nl = '\0';
+        long idx = -1;
+        int label = -1;
+        prediction p = {0};
+        if (sscanf(line, "{\"sample_idx\": %ld, \"pred_score\": [%lf, %lf, %lf, %lf], "
+                   "\"pred_label\": %d, \"pred_class\": \"%7[a-h]\"}",
+                   &idx, &p.score[0], &p.score[1], &p.score[2], &p.score[3], &label, p.cls) != 7)
+            fail_msg("%s line %d is not a prediction: %s", path, lines + 1, line);
+        if (idx < 0 || idx >= TOY_VAL || seen[idx])
+            fail_msg("%s line %d: sample_idx %ld out of range or repeated", path, lines + 1, idx);
+        seen[idx] = true;
+        p.label = label;
+        by_idx[idx] = p;
+        line = nl + 1;
+    }
+    assert_int_equal(lines, TOY_VAL);
+    free(text);
+}
+
+/* `dkhost predict` writes one line per validation sample: its dataset index,
+ * the label (the argmax of the scores, named by the dataset's class names),
+ * and the scores (a softmax). Its accuracy is the test command's; the lines
+ * of a shuffled loader carry the same predictions under the same indices.
+ * Without weights, with --out in a missing directory: clear errors, and no
+ * file left behind. */
+static void check_predict(const run_dir *d, const char *cfg, const char *ckpt, double test_acc)
+{
+    char *out = path_in(d, "preds.jsonl", NULL);
+    char *wd = path_in(d, "predict", NULL);
+    proc_result r = dkhost_run("--plugins", FIXTURES, "predict", cfg, "--checkpoint", ckpt,
+                               "--out", out, "--work-dir", wd, NULL);
+    expect(&r, OK, "predict: 128 predictions written to ");
+    proc_result_free(&r);
+    static prediction plain[TOY_VAL], shuffled[TOY_VAL];
+    read_predictions(out, plain);
+    int correct = 0;
+    for (int i = 0; i < TOY_VAL; i++) {
+        const prediction *p = &plain[i];
+        double sum = 0;
+        int argmax = 0;
+        for (int k = 0; k < 4; k++) {
+            sum += p->score[k];
+            if (p->score[k] > p->score[argmax])
+                argmax = k;
+        }
+        if (fabs(sum - 1) > 1e-4 || argmax != p->label || p->cls[0] != 'a' + p->label || p->cls[1])
+            fail_msg("sample %d: label %d (%s) vs scores %g %g %g %g", i, p->label, p->cls,
+                     p->score[0], p->score[1], p->score[2], p->score[3]);
+        correct += p->label == i % 4;
+    }
+    assert_float_equal(100.0 * correct / TOY_VAL, test_acc, 0.01);
+
+    /* Shuffled and in batches of 48 (a short last batch): same lines by index. */
+    char *out2 = path_in(d, "preds_shuffled.jsonl", NULL);
+    r = dkhost_run("--plugins", FIXTURES, "predict", cfg, "--checkpoint", ckpt, "--out", out2,
+                   "--work-dir", wd, "--cfg-options", "val_dataloader.shuffle=true",
+                   "val_dataloader.batch_size=48", "val_dataloader.num_workers=2", NULL);
+    expect(&r, OK, "predict: 128 predictions written to ");
+    proc_result_free(&r);
+    read_predictions(out2, shuffled);
+    for (int i = 0; i < TOY_VAL; i++)
+        for (int k = 0; k < 4; k++)
+            if (fabs(plain[i].score[k] - shuffled[i].score[k]) > 1e-5)
+                fail_msg("sample %d: score %d is %g in order, %g shuffled", i, k,
+                         plain[i].score[k], shuffled[i].score[k]);
+    char *text = read_file(out2);
+    assert_true(strncmp(text, "{\"sample_idx\": 0,", 17) != 0 ||
+                strstr(text, "\n{\"sample_idx\": 1,") != strchr(text, '\n'));
+    free(text);
+
+    r = dkhost_run("--plugins", FIXTURES, "predict", cfg, "--work-dir", wd, NULL);
+    expect(&r, USAGE, "predict: which weights? give --checkpoint FILE");
+    proc_result_free(&r);
+    r = dkhost_run("--plugins", FIXTURES, "predict", cfg, "--checkpoint", ckpt, "--out",
+                   "/nonexistent-dir/p.jsonl", "--work-dir", wd, NULL);
+    expect(&r, DATA, "predict: cannot create /nonexistent-dir/p.jsonl.tmp: No such file");
+    proc_result_free(&r);
+    r = dkhost_run("--plugins", FIXTURES, "test", cfg, "--checkpoint", ckpt, "--out", out, NULL);
+    expect(&r, USAGE, "--out is an option of 'dkhost predict'");
+    proc_result_free(&r);
+    char *tmp = path_in(d, "preds.jsonl.tmp", NULL);
+    assert_false(exists(tmp));
+    free(tmp);
+    free(out);
+    free(out2);
+    free(wd);
+}
+
 static void test_learns_and_tests(void **state)
 {
     (void)state;
@@ -193,6 +304,8 @@ static void test_learns_and_tests(void **state)
     r = dkhost_run("--plugins", FIXTURES, "test", cfg, "--work-dir", wd, NULL);
     expect(&r, USAGE, "--checkpoint");
     proc_result_free(&r);
+
+    check_predict(&d, cfg, last, acc);
     free(resolved);
     free(last);
     free(wd);
