@@ -101,6 +101,10 @@ void dkh_optim_free(dkh_optim *o);
 void dkh_optim_schedule(dkh_optim *o, const dkh_sched *s, int64_t epoch, int64_t iter, double *lr,
                         double *momentum);
 
+/* Multiplies the learning rate of every group (after dkh_optim_schedule),
+ * e.g. to damp a run the NaN guard rolled back. */
+void dkh_optim_scale_lr(dkh_optim *o, double factor);
+
 /* Sets the learning rate (at multiplier 1; each group gets lr x lr_mult) and
  * momentum directly, for use without a schedule. */
 void dkh_optim_set_values(dkh_optim *o, double lr, double momentum);

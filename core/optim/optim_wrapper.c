@@ -310,6 +310,13 @@ void dkh_optim_schedule(dkh_optim *o, const dkh_sched *s, int64_t epoch, int64_t
         *momentum = o->momentum;
 }
 
+void dkh_optim_scale_lr(dkh_optim *o, double factor)
+{
+    o->lr *= factor;
+    for (size_t g = 0; g < o->n_groups; g++)
+        o->groups[g].lr *= factor;
+}
+
 void dkh_optim_set_values(dkh_optim *o, double lr, double momentum)
 {
     o->lr = lr;

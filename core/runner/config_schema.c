@@ -54,7 +54,13 @@ static const dk_param nan_guard_fields[] = {
     {.name = "enabled", .type = DK_PARAM_BOOL, .def = "true",
      .doc = "skip a step whose loss or gradients are not finite, restoring the buffers"},
     {.name = "max_consecutive", .type = DK_PARAM_INT, .def = "10", .min = "0",
-     .doc = "stop the run after this many skipped steps in a row"},
+     .doc = "after more skipped steps in a row, roll back (or stop the run)"},
+    {.name = "rollback", .type = DK_PARAM_BOOL, .def = "true",
+     .doc = "on a run of skips, go back to the newest intact checkpoint in the work dir"},
+    {.name = "lr_factor", .type = DK_PARAM_FLOAT, .def = "0.5", .min = "0", .max = "1",
+     .doc = "each rollback multiplies the learning rate by this"},
+    {.name = "max_rollbacks", .type = DK_PARAM_INT, .def = "3", .min = "0",
+     .doc = "stop the run instead of rolling back once more than this"},
 };
 
 /* optim_wrapper: mmengine's OptimWrapper keys (core/optim reads them). */

@@ -18,7 +18,6 @@
  */
 #include "runner_impl.h"
 
-#include "../data/data.h"
 #include "../tensor/tensor_impl.h"
 
 #include <errno.h>

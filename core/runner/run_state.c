@@ -114,9 +114,11 @@ static dk_status write_all(dk_runner *r, dkh_ckpt_writer *w)
                    "epoch: %" PRId64 "\niteration: %" PRId64 "\ninner_iter: %" PRId64 "\n"
                    "samples_seen: %" PRId64 "\nby_epoch: %s\nmax_iters: %" PRId64 "\n"
                    "seed: %" PRIu64 "\ndeterministic: %s\n"
-                   "rng: {key: '0x%016" PRIx64 "', counter: '0x%016" PRIx64 "'}\n",
+                   "rng: {key: '0x%016" PRIx64 "', counter: '0x%016" PRIx64 "'}\n"
+                   "lr_scale: %.17g\nnan_rollbacks: %" PRId64 "\n",
                    epoch, iter, inner, samples, r->by_epoch ? "true" : "false", r->max_iters,
-                   r->seed, r->deterministic ? "true" : "false", rng->key, rng->counter);
+                   r->seed, r->deterministic ? "true" : "false", rng->key, rng->counter,
+                   r->lr_scale, r->nan_rollbacks);
     put_class_names(&meta, r);
 
     dk_status s = DK_OK;
@@ -238,6 +240,14 @@ static dk_status meta_int(const dk_cfg *meta, const char *key, const char *path,
     return DK_OK;
 }
 
+static dk_status meta_float(const dk_cfg *meta, const char *key, const char *path, double *out)
+{
+    const dk_cfg *n = dk_cfg_get(meta, key);
+    if (!n || dk_cfg_get_float(n, NULL, out) != DK_OK)
+        return dk_fail(DK_ERR_IO, "checkpoint %s: metadata has no number '%s'", path, key);
+    return DK_OK;
+}
+
 static dk_status meta_hex(const dk_cfg *meta, const char *key, const char *path, uint64_t *out)
 {
     const char *s = dk_cfg_scalar(dk_cfg_get(meta, key));
@@ -310,6 +320,19 @@ static dk_status resume_from(dk_runner *r, dkh_ckpt *c, const char *path, const 
         r->state = NULL;
         DK_TRY(s);
     }
+    /* The NaN guard's damping survives a resume (absent before it existed). */
+    double lr_scale = 1.0;
+    int64_t rollbacks = 0;
+    if (dk_cfg_get(meta, "lr_scale")) {
+        DK_TRY(meta_float(meta, "lr_scale", path, &lr_scale));
+        DK_TRY(meta_int(meta, "nan_rollbacks", path, &rollbacks));
+        if (!(lr_scale >= 0 && lr_scale <= 1) || rollbacks < 0)
+            return dk_fail(DK_ERR_IO, "resume from %s: lr_scale %g or nan_rollbacks %lld out "
+                                      "of range in the metadata", path, lr_scale,
+                           (long long)rollbacks);
+    }
+    r->lr_scale = lr_scale;
+    r->nan_rollbacks = rollbacks;
     r->epoch = epoch;
     r->iter = iter;
     r->resume_skip = inner;

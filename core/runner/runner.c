@@ -26,6 +26,17 @@ static int64_t cfg_int(const dk_cfg *c, const char *path, int64_t fallback)
     return v;
 }
 
+static double cfg_float(const dk_cfg *c, const char *path, double fallback)
+{
+    double v;
+    const dk_cfg *n = dk_cfg_get(c, path);
+    if (!n || dk_cfg_get_float(n, NULL, &v) != DK_OK) {
+        dk_clear_error();
+        return fallback;
+    }
+    return v;
+}
+
 static bool cfg_bool(const dk_cfg *c, const char *path, bool fallback)
 {
     bool v;
@@ -116,6 +127,10 @@ static dk_status read_settings(dk_runner *r)
 
     r->nan_guard = cfg_bool(c, "nan_guard.enabled", true);
     r->nan_max_skips = cfg_int(c, "nan_guard.max_consecutive", 10);
+    r->nan_rollback = cfg_bool(c, "nan_guard.rollback", true);
+    r->nan_max_rollbacks = cfg_int(c, "nan_guard.max_rollbacks", 3);
+    r->nan_lr_factor = cfg_float(c, "nan_guard.lr_factor", 0.5);
+    r->lr_scale = 1.0;
 
     r->by_epoch = cfg_bool(c, "train_cfg.by_epoch", true);
     r->max_epochs = cfg_int(c, "train_cfg.max_epochs", 1);

@@ -80,8 +80,12 @@ struct dk_runner {
     int64_t resume_skip; /* batches of the first epoch already trained (mid-epoch resume) */
 
     /* NaN guard (train_loop.c) */
-    bool nan_guard;
+    bool nan_guard, nan_rollback;
     int64_t nan_max_skips, nan_skips;
+    double nan_lr_factor;
+    int64_t nan_max_rollbacks, nan_rollbacks; /* rollbacks so far are in checkpoints */
+    double lr_scale;   /* on top of the schedules: lr_factor^rollbacks */
+    bool rolled_back;  /* the step just rolled back: the loop restarts at the checkpoint */
 
     dk_dict *outputs;   /* dk_runner_outputs */
     dk_dict *state;     /* dk_runner_state while a checkpoint hook point runs */

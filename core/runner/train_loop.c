@@ -11,7 +11,11 @@
  * The NaN guard: a step whose loss or gradients are not finite is skipped —
  * no update, and the buffers the forward changed (batch-norm statistics) are
  * restored from a copy taken before it — so the model stays at the last good
- * step. Too many skips in a row stop the run with the iteration named.
+ * step; the log names the batch (its dataset indices). Too many skips in a
+ * row mean the run diverged: it rolls back to the newest intact checkpoint
+ * in the work dir with the learning rate scaled down (the scale is kept in
+ * later checkpoints), and the loop restarts there. Out of rollbacks, or with
+ * no checkpoint to go back to, the run stops with the iteration named.
  *
  * Ctrl-C (SIGINT) or SIGTERM during training finishes the current step,
  * saves the run to interrupted.dkpt in the work dir and stops, so
@@ -146,6 +150,60 @@ static dk_status forward_loss(dk_runner *r, const dk_dict *batch, dk_dict *out)
     return s;
 }
 
+/* "3, 17, 250, ..." : the dataset indices of the batch being trained. */
+static void batch_indices(const dk_runner *r, char *out, size_t size)
+{
+    int64_t n = 0;
+    const int64_t *idx = dkh_loader_batch_indices(r->train.loader, r->inner_iter, &n);
+    size_t len = 0;
+    out[0] = '\0';
+    for (int64_t i = 0; idx && i < n && i < 8 && len < size; i++)
+        len += (size_t)snprintf(out + len, size - len, "%s%lld", i ? ", " : "", (long long)idx[i]);
+    if (n > 8 && len < size)
+        snprintf(out + len, size - len, ", ... (%lld samples)", (long long)n);
+}
+
+/* Too many non-finite steps in a row: back to the newest intact checkpoint
+ * with the learning rate scaled down, or the end of the run. */
+static dk_status nan_rollback(dk_runner *r)
+{
+    long long skips = (long long)r->nan_skips, at = (long long)r->iter + 1;
+    if (!r->nan_rollback || r->nan_rollbacks >= r->nan_max_rollbacks)
+        return dk_fail(DK_ERR_RUNTIME, "training diverged: %lld non-finite steps in a row, the "
+                                       "last at iteration %lld (epoch %lld), after %lld "
+                                       "rollback%s; the model keeps the weights of the last "
+                                       "good step",
+                       skips, at, (long long)r->epoch + 1, (long long)r->nan_rollbacks,
+                       r->nan_rollbacks == 1 ? "" : "s");
+    char *path = NULL;
+    dk_status s = dkh_ckpt_latest(r->work_dir, &path);
+    if (s == DK_ERR_NOT_FOUND)
+        return dk_fail(DK_ERR_RUNTIME, "training diverged: %lld non-finite steps in a row, the "
+                                       "last at iteration %lld (epoch %lld), and %s holds no "
+                                       "checkpoint to roll back to; the model keeps the weights "
+                                       "of the last good step",
+                       skips, at, (long long)r->epoch + 1, r->work_dir);
+    DK_TRY(s);
+    double scale = r->lr_scale * r->nan_lr_factor;
+    int64_t rollbacks = r->nan_rollbacks + 1;
+    s = dkh_run_resume(r, path);
+    if (s == DK_OK) {
+        r->lr_scale = scale;
+        r->nan_rollbacks = rollbacks;
+        r->nan_skips = 0;
+        r->rolled_back = true;
+        dk_log(DK_LOG_WARN, "training diverged (%lld non-finite steps in a row, the last at "
+                            "iteration %lld): rolled back to %s, iteration %lld, with the "
+                            "learning rate scaled by %g (rollback %lld of at most %lld)",
+               skips, at, path, (long long)r->iter, scale, (long long)rollbacks,
+               (long long)r->nan_max_rollbacks);
+    } else {
+        dk_error_prefix("training diverged at iteration %lld and rolling back failed", at);
+    }
+    free(path);
+    return s;
+}
+
 /* One training step on batch; the caller has cleared the outputs and logged
  * data_time. */
 static dk_status train_step(dk_runner *r, const dk_dict *batch, buffer_snapshot *snap)
@@ -153,6 +211,10 @@ static dk_status train_step(dk_runner *r, const dk_dict *batch, buffer_snapshot 
     DK_TRY(dkh_hooks_call(r, DKH_POINT_before_train_iter));
     double lr = 0, momentum = 0;
     dkh_optim_schedule(r->optim, r->sched, r->epoch, r->iter, &lr, &momentum);
+    if (r->lr_scale != 1.0) {
+        dkh_optim_scale_lr(r->optim, r->lr_scale);
+        lr *= r->lr_scale;
+    }
     DK_TRY(dk_dict_set_number(r->outputs, "lr", lr));
     DK_TRY(dk_dict_set_number(r->outputs, "momentum", momentum));
 
@@ -188,16 +250,16 @@ static dk_status train_step(dk_runner *r, const dk_dict *batch, buffer_snapshot 
         dkh_optim_zero_grad(r->optim);
         snapshot_restore(snap);
         r->nan_skips++;
-        dk_log(DK_LOG_WARN, "non-finite loss or gradient at iteration %lld (epoch %lld): step "
-                            "skipped, buffers restored (%lld in a row)",
-               (long long)r->iter + 1, (long long)r->epoch + 1, (long long)r->nan_skips);
+        char idx[200];
+        batch_indices(r, idx, sizeof idx);
+        dk_log(DK_LOG_WARN, "non-finite loss or gradient at iteration %lld (epoch %lld, batch "
+                            "%lld, dataset indices %s): step skipped, buffers restored (%lld in "
+                            "a row)",
+               (long long)r->iter + 1, (long long)r->epoch + 1, (long long)r->inner_iter + 1,
+               idx, (long long)r->nan_skips);
         DK_TRY(dk_dict_set_number(r->outputs, "nan_skipped", 1));
         if (r->nan_skips > r->nan_max_skips)
-            return dk_fail(DK_ERR_RUNTIME, "training diverged: %lld non-finite steps in a row, "
-                                           "the last at iteration %lld (epoch %lld); the model "
-                                           "keeps the weights of the last good step",
-                           (long long)r->nan_skips, (long long)r->iter + 1,
-                           (long long)r->epoch + 1);
+            return nan_rollback(r);
     }
     dk_memory_stats mem;
     dk_memory_stats_get((dk_device){DK_DEVICE_CPU, 0}, &mem);
@@ -268,7 +330,13 @@ static dk_status run_epoch_loop(dk_runner *r, buffer_snapshot *snap)
             dk_status s = train_step(r, batch, snap);
             dk_dict_free(batch);
             DK_TRY(s);
+            if (r->rolled_back)
+                break;
             DK_TRY(check_interrupt(r));
+        }
+        if (r->rolled_back) { /* restart at the checkpoint's epoch and batch */
+            r->rolled_back = false;
+            continue;
         }
         dk_dict_clear(r->outputs);
         DK_TRY(dkh_hooks_call(r, DKH_POINT_after_train_epoch));
@@ -302,6 +370,13 @@ static dk_status run_iter_loop(dk_runner *r, buffer_snapshot *snap)
         dk_status s = train_step(r, batch, snap);
         dk_dict_free(batch);
         DK_TRY(s);
+        if (r->rolled_back) { /* continue from the checkpoint's epoch and batch */
+            r->rolled_back = false;
+            r->inner_iter = r->resume_skip;
+            DK_TRY(dkh_loader_start_epoch(r->train.loader, r->epoch, r->resume_skip));
+            r->resume_skip = 0;
+            continue;
+        }
         DK_TRY(check_interrupt(r));
         if (val_due(r, r->iter, r->max_iters) && !r->stop) {
             DK_TRY(dkh_eval(r, DK_PHASE_VAL));

@@ -9,7 +9,8 @@
  *   - SIGKILL at random moments while checkpoints are written every step:
  *     the newest intact checkpoint is always loadable and `auto` resumes;
  *   - Ctrl-C saves the run and `--resume-from auto` continues it;
- *   - the NaN guard skips a poisoned step and the weights stay finite;
+ *   - the NaN guard skips a poisoned step and the weights stay finite, and
+ *     rolls a diverged run back to its last checkpoint with a damped rate;
  *   - a missing, damaged or foreign checkpoint ends with a clear message.
  */
 #include <setjmp.h>
@@ -498,6 +499,94 @@ static void test_nan_guard(void **state)
     run_dir_remove(&d);
 }
 
+/* The metadata line "key: value" of a checkpoint, as a number (-1 if absent). */
+static double ckpt_meta_number(const char *path, const char *key)
+{
+    dkh_ckpt *c = NULL;
+    assert_int_equal(dkh_ckpt_open(path, &c), DK_OK);
+    char pat[64];
+    snprintf(pat, sizeof pat, "\n%s: ", key);
+    double v = number_after(dkh_ckpt_meta(c), pat);
+    dkh_ckpt_close(c);
+    return v;
+}
+
+/* A learning rate 1e6 times larger from epoch 2 on makes the toy run diverge:
+ * after more than 3 non-finite steps in a row the guard goes back to
+ * epoch_1.dkpt with the rate scaled by lr_factor, and the run recovers. The
+ * scale is in the later checkpoints and a resumed run keeps it. Without a
+ * checkpoint, without rollbacks left, or with a factor too weak to help, the
+ * run stops with the reason. */
+static void test_nan_rollback(void **state)
+{
+    (void)state;
+    run_dir d;
+    run_dir_make(&d, "train", "rollback");
+    char *cfg = write_config(&d, "toy", "param_scheduler:\n"
+                                        "  - {type: MultiStepLR, by_epoch: true, milestones: [1], "
+                                        "gamma: 1000000.0}\n"
+                                        "default_hooks:\n"
+                                        "  logger: {type: LoggerHook, interval: 4}\n"
+                                        "  checkpoint: {type: CheckpointHook, interval: 1}\n"
+                                        "nan_guard: {max_consecutive: 3, lr_factor: 0.000001}\n");
+    char *wd = path_in(&d, "work", NULL);
+    proc_result r = dkhost_run("--plugins", FIXTURES, cfg, "--work-dir", wd, NULL);
+    expect(&r, OK, "non-finite loss or gradient at iteration");
+    expect(&r, OK, "dataset indices ");
+    expect(&r, OK, "(4 non-finite steps in a row, the last at iteration ");
+    expect(&r, OK, "): rolled back to ");
+    expect(&r, OK, "epoch_1.dkpt, iteration 8, with the learning rate scaled by 1e-06 (rollback 1 "
+                   "of at most 3)");
+    proc_result_free(&r);
+    char *last = path_in(&d, "work", "epoch_3.dkpt");
+    assert_finite_model(last);
+    assert_float_equal(ckpt_meta_number(last, "lr_scale"), 1e-6, 1e-15);
+    assert_float_equal(ckpt_meta_number(last, "nan_rollbacks"), 1, 0);
+    r = dkhost_run("--plugins", FIXTURES, "test", cfg, "--checkpoint", last, "--work-dir", wd, NULL);
+    expect(&r, OK, "test results: accuracy/top1: ");
+    double acc = number_after(r.err, "accuracy/top1: ");
+    if (acc < 90.0)
+        fail_msg("accuracy %.2f after the rollback\n%s", acc, r.err);
+    proc_result_free(&r);
+
+    /* A fourth epoch resumed from the third: the damped rate (0.05 x 1e6 x 1e-6). */
+    r = dkhost_run("--plugins", FIXTURES, cfg, "--work-dir", wd, "--resume-from", last,
+                   "--cfg-options", "train_cfg.max_epochs=4", NULL);
+    expect(&r, OK, "Epoch [4][4/8]  lr: 5.000e-02");
+    assert_null(strstr(r.err, "non-finite"));
+    proc_result_free(&r);
+
+    /* Nothing to go back to. */
+    char *wd2 = path_in(&d, "work2", NULL);
+    r = dkhost_run("--plugins", FIXTURES, cfg, "--work-dir", wd2, "--cfg-options",
+                   "default_hooks.checkpoint=null", NULL);
+    expect(&r, RUNTIME, "training diverged: 4 non-finite steps in a row, the last at iteration ");
+    expect(&r, RUNTIME, "work2 holds no checkpoint to roll back to; the model keeps the weights of "
+                        "the last good step");
+    proc_result_free(&r);
+    /* No rollbacks allowed. */
+    r = dkhost_run("--plugins", FIXTURES, cfg, "--work-dir", wd2, "--cfg-options",
+                   "nan_guard.max_rollbacks=0", NULL);
+    expect(&r, RUNTIME, "(epoch 2), after 0 rollbacks; the model keeps the weights");
+    proc_result_free(&r);
+    /* Halving a rate 1e6 too large twice does not help: two rollbacks, then the end. */
+    r = dkhost_run("--plugins", FIXTURES, cfg, "--work-dir", wd2, "--cfg-options",
+                   "nan_guard.max_rollbacks=2", "nan_guard.lr_factor=0.5", NULL);
+    expect(&r, RUNTIME, "scaled by 0.25 (rollback 2 of at most 2)");
+    expect(&r, RUNTIME, "), after 2 rollbacks; the model keeps the weights");
+    proc_result_free(&r);
+    /* A bad factor is a config error naming the key. */
+    r = dkhost_run("--plugins", FIXTURES, cfg, "--work-dir", wd2, "--cfg-options",
+                   "nan_guard.lr_factor=2", NULL);
+    expect(&r, CONFIG, "lr_factor");
+    proc_result_free(&r);
+    free(wd2);
+    free(last);
+    free(wd);
+    free(cfg);
+    run_dir_remove(&d);
+}
+
 static void test_bad_checkpoints(void **state)
 {
     (void)state;
@@ -555,6 +644,7 @@ int main(void)
         cmocka_unit_test(test_sigkill_while_saving),
         cmocka_unit_test(test_interrupt_saves_and_resumes),
         cmocka_unit_test(test_nan_guard),
+        cmocka_unit_test(test_nan_rollback),
         cmocka_unit_test(test_bad_checkpoints),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
