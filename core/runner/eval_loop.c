@@ -17,26 +17,13 @@ static const phase_points val_points = {DKH_POINT_before_val_epoch, DKH_POINT_af
 static const phase_points test_points = {DKH_POINT_before_test_epoch, DKH_POINT_after_test_epoch,
                                          DKH_POINT_before_test_iter, DKH_POINT_after_test_iter};
 
-dk_status dkh_forward_predict(dk_runner *r, const dk_dict *batch, dk_dict *preds)
-{
-    if (r->autocast != DK_DTYPE_F32)
-        DK_TRY(dk_autocast_begin(r->autocast));
-    dk_status s = dk_module_forward(r->model, batch, DK_MODE_PREDICT, preds);
-    if (r->autocast != DK_DTYPE_F32) {
-        dk_status e = dk_autocast_end();
-        if (s == DK_OK)
-            s = e;
-    }
-    return s;
-}
-
 static dk_status eval_step(dk_runner *r, const dkh_split *sp, const dk_dict *batch)
 {
     dk_scope_begin();
     dk_dict *preds = dk_dict_new();
     dk_status s = preds ? DK_OK : DK_ERR_NOMEM;
     if (s == DK_OK)
-        s = dkh_forward_predict(r, batch, preds);
+        s = dkh_model_forward(r, batch, DK_MODE_PREDICT, preds);
     for (size_t i = 0; s == DK_OK && i < sp->n_metrics; i++) {
         const dk_metric_vtable *vt = dk_object_type(sp->metrics[i])->vtable;
         if (vt->process)

@@ -131,7 +131,7 @@ static dk_status predict_batches(dk_runner *r, FILE *f, const char *tmp, int64_t
         const int64_t *idx = dkh_loader_batch_indices(sp->loader, b, &n);
         dk_scope_begin();
         dk_dict *preds = dk_dict_new();
-        s = preds ? dkh_forward_predict(r, batch, preds) : dk_last_status();
+        s = preds ? dkh_model_forward(r, batch, DK_MODE_PREDICT, preds) : dk_last_status();
         dkh_buf line = DKH_BUF_INIT;
         if (s == DK_OK) {
             warn_skipped(preds, n, &warned);

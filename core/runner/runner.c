@@ -268,6 +268,20 @@ static dk_status run_train(dk_runner *r)
     return DK_OK;
 }
 
+dk_status dkh_model_forward(dk_runner *r, const dk_dict *batch, dk_forward_mode mode,
+                            dk_dict *out)
+{
+    if (r->autocast != DK_DTYPE_F32)
+        DK_TRY(dk_autocast_begin(r->autocast));
+    dk_status s = dk_module_forward(r->model, batch, mode, out);
+    if (r->autocast != DK_DTYPE_F32) {
+        dk_status e = dk_autocast_end();
+        if (s == DK_OK)
+            s = e;
+    }
+    return s;
+}
+
 /* Test and predict: the test split (or the validation one) with its
  * metrics when `metrics`, and the weights to run. */
 static dk_status open_eval(dk_runner *r, const char *what, bool metrics)

@@ -114,8 +114,9 @@ void dkh_env_info(dkh_buf *out, int indent);
 /* train_loop.c, eval_loop.c, predict_loop.c */
 dk_status dkh_train(dk_runner *r) DK_CHECK;
 dk_status dkh_eval(dk_runner *r, dk_runner_phase phase) DK_CHECK;
-/* One predict-mode forward of the model (in the run's autocast) into preds. */
-dk_status dkh_forward_predict(dk_runner *r, const dk_dict *batch, dk_dict *preds) DK_CHECK;
+/* One forward of the model in `mode`, under the run's autocast (runner.c). */
+dk_status dkh_model_forward(dk_runner *r, const dk_dict *batch, dk_forward_mode mode,
+                            dk_dict *out) DK_CHECK;
 /* The model's predictions for every sample of r->test, as JSON lines in path. */
 dk_status dkh_predict(dk_runner *r, const char *path) DK_CHECK;
 

@@ -137,19 +137,6 @@ static dk_status parse_losses(dk_runner *r, const dk_dict *out, dk_tensor **loss
     return dk_dict_set_number(r->outputs, "loss", dk_tensor_item(total));
 }
 
-static dk_status forward_loss(dk_runner *r, const dk_dict *batch, dk_dict *out)
-{
-    if (r->autocast != DK_DTYPE_F32)
-        DK_TRY(dk_autocast_begin(r->autocast));
-    dk_status s = dk_module_forward(r->model, batch, DK_MODE_LOSS, out);
-    if (r->autocast != DK_DTYPE_F32) {
-        dk_status e = dk_autocast_end();
-        if (s == DK_OK)
-            s = e;
-    }
-    return s;
-}
-
 /* "3, 17, 250, ..." : the dataset indices of the batch being trained. */
 static void batch_indices(const dk_runner *r, char *out, size_t size)
 {
@@ -223,7 +210,7 @@ static dk_status train_step(dk_runner *r, const dk_dict *batch, buffer_snapshot 
     dk_scope_begin();
     dk_dict *out = dk_dict_new();
     dk_tensor *loss = NULL;
-    dk_status s = out ? forward_loss(r, batch, out) : DK_ERR_NOMEM;
+    dk_status s = out ? dkh_model_forward(r, batch, DK_MODE_LOSS, out) : DK_ERR_NOMEM;
     if (s == DK_OK)
         s = parse_losses(r, out, &loss);
     bool finite = s == DK_OK && isfinite(dk_dict_number(r->outputs, "loss", NAN));
