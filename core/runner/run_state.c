@@ -277,6 +277,30 @@ static dk_status read_model_exact(dk_runner *r, dkh_ckpt *c, const char *path)
     return DK_OK;
 }
 
+/* Every hook's after_load_checkpoint with its saved state (none: an empty
+ * one, and the hook starts afresh). */
+static dk_status load_hooks(dk_runner *r, dkh_ckpt *c, const char *path, const dk_cfg *meta)
+{
+    (void)path;
+    const dk_cfg *hooks = dk_cfg_get(meta, "hooks");
+    for (size_t i = 0; i < r->n_hooks; i++) {
+        dkh_hook *h = &r->hooks[i];
+        char *prefix = dkh_asprintf("hooks.%s", h->name);
+        const dk_cfg *saved = NULL;
+        for (size_t k = 0; k < dk_cfg_len(hooks); k++)
+            if (strcmp(dk_cfg_key_at(hooks, k), h->name) == 0)
+                saved = dk_cfg_at(hooks, k);
+        dk_status s = get_state(c, saved, prefix, &r->state);
+        free(prefix);
+        if (s == DK_OK)
+            s = dkh_hook_call(r, h, DKH_POINT_after_load_checkpoint);
+        dk_dict_free(r->state);
+        r->state = NULL;
+        DK_TRY(s);
+    }
+    return DK_OK;
+}
+
 static dk_status resume_from(dk_runner *r, dkh_ckpt *c, const char *path, const dk_cfg *meta)
 {
     const char *kind = dk_cfg_scalar(dk_cfg_get(meta, "kind"));
@@ -304,22 +328,7 @@ static dk_status resume_from(dk_runner *r, dkh_ckpt *c, const char *path, const 
         dk_error_prefix("resume from %s: optimizer state", path);
         return s;
     }
-    const dk_cfg *hooks = dk_cfg_get(meta, "hooks");
-    for (size_t i = 0; i < r->n_hooks; i++) {
-        dkh_hook *h = &r->hooks[i];
-        char *prefix = dkh_asprintf("hooks.%s", h->name);
-        const dk_cfg *saved = NULL;
-        for (size_t k = 0; k < dk_cfg_len(hooks); k++)
-            if (strcmp(dk_cfg_key_at(hooks, k), h->name) == 0)
-                saved = dk_cfg_at(hooks, k);
-        s = get_state(c, saved, prefix, &r->state);
-        free(prefix);
-        if (s == DK_OK)
-            s = dkh_hook_call(r, h, DKH_POINT_after_load_checkpoint);
-        dk_dict_free(r->state);
-        r->state = NULL;
-        DK_TRY(s);
-    }
+    DK_TRY(load_hooks(r, c, path, meta));
     /* The NaN guard's damping survives a resume (absent before it existed). */
     double lr_scale = 1.0;
     int64_t rollbacks = 0;
@@ -441,4 +450,9 @@ static dk_status load_weights(dk_runner *r, dkh_ckpt *c, const char *path, const
 dk_status dkh_run_load_weights(dk_runner *r, const char *path)
 {
     return with_ckpt(r, path, load_weights);
+}
+
+dk_status dkh_run_load_hooks(dk_runner *r, const char *path)
+{
+    return with_ckpt(r, path, load_hooks);
 }

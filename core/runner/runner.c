@@ -283,8 +283,8 @@ dk_status dkh_model_forward(dk_runner *r, const dk_dict *batch, dk_forward_mode 
 }
 
 /* Test and predict: the test split (or the validation one) with its
- * metrics when `metrics`, and the weights to run. */
-static dk_status open_eval(dk_runner *r, const char *what, bool metrics)
+ * metrics when `metrics`, and the weights to run (their path in *weights). */
+static dk_status open_eval(dk_runner *r, const char *what, bool metrics, const char **weights)
 {
     DK_TRY(split_open(r, &r->test, "test_dataloader", metrics ? "test_evaluator" : NULL));
     if (!r->test.cfg)
@@ -292,18 +292,22 @@ static dk_status open_eval(dk_runner *r, const char *what, bool metrics)
     if (!r->test.cfg)
         return dk_fail(DK_ERR_CONFIG, "%s: %s needs a test_dataloader (or a val_dataloader)",
                        r->opts.config_path ? r->opts.config_path : "config", what);
-    const char *weights = r->opts.checkpoint ? r->opts.checkpoint : r->opts.load_from;
-    if (!weights && dk_cfg_kind_of(dk_cfg_get(r->cfg, "load_from")) == DK_CFG_STRING)
-        weights = dk_cfg_scalar(dk_cfg_get(r->cfg, "load_from"));
-    if (!weights)
+    *weights = r->opts.checkpoint ? r->opts.checkpoint : r->opts.load_from;
+    if (!*weights && dk_cfg_kind_of(dk_cfg_get(r->cfg, "load_from")) == DK_CFG_STRING)
+        *weights = dk_cfg_scalar(dk_cfg_get(r->cfg, "load_from"));
+    if (!*weights)
         return dk_fail(DK_ERR_ARG, "%s: which weights? give --checkpoint FILE", what);
-    return dkh_run_load_weights(r, weights);
+    return dkh_run_load_weights(r, *weights);
 }
 
+/* Hooks get their saved states (as mmengine's test does), so an EMAHook
+ * evaluates the averages that validation reported during training. */
 static dk_status run_test(dk_runner *r)
 {
-    DK_TRY(open_eval(r, "test", true));
+    const char *weights = NULL;
+    DK_TRY(open_eval(r, "test", true, &weights));
     DK_TRY(dkh_hooks_build(r));
+    DK_TRY(dkh_run_load_hooks(r, weights));
     DK_TRY(dkh_hooks_call(r, DKH_POINT_before_run));
     DK_TRY(dkh_eval(r, DK_PHASE_TEST));
     return dkh_hooks_call(r, DKH_POINT_after_run);
@@ -311,7 +315,8 @@ static dk_status run_test(dk_runner *r)
 
 static dk_status run_predict(dk_runner *r)
 {
-    DK_TRY(open_eval(r, "predict", false));
+    const char *weights = NULL;
+    DK_TRY(open_eval(r, "predict", false, &weights));
     char *path = r->opts.out ? dkh_strdup(r->opts.out) : dkh_work_path(r, "predictions.jsonl");
     dk_status s = dkh_predict(r, path);
     free(path);

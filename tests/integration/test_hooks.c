@@ -14,8 +14,9 @@
  *     the best epoch, both carried across a resume; out_dir and templates;
  *   - EarlyStoppingHook: patience, threshold and a NaN loss end the run at the
  *     logged epoch;
- *   - EMAHook: the averages in a checkpoint differ from the weights, and a
- *     resumed run ends with the same averages bit for bit;
+ *   - EMAHook: the averages in a checkpoint differ from the weights, a
+ *     resumed run ends with the same averages bit for bit, and `dkhost test`
+ *     evaluates the averages;
  *   - ProgressBarHook: nothing when stdout is not a terminal, a bar when forced;
  *   - each bad option ends in a message naming the option and where it is.
  */
@@ -606,6 +607,46 @@ static void test_ema(void **state)
     run_dir_remove(&d);
 }
 
+/* `dkhost test` on a checkpoint of a run with EMAHook evaluates the averages,
+ * as validation did during training (mmengine's behaviour): the test accuracy
+ * is the last validation accuracy, and differs from the raw weights' (the
+ * hook removed). Noisy data and a small rate keep the accuracies apart. */
+static void test_ema_in_test(void **state)
+{
+    (void)state;
+    run_dir d;
+    run_dir_make(&d, "hooks", "ema_test");
+    const char *cfg = write_config(&d, "ema", "train_cfg: {max_epochs: 2}\n"
+                                              "default_hooks:\n"
+                                              "  logger: {type: LoggerHook}\n"
+                                              "  checkpoint: {type: CheckpointHook}\n"
+                                              "custom_hooks:\n"
+                                              "  - {type: EMAHook, momentum: 0.2}\n"
+                                              "vars: {nan_at: -1, lr: 0.002}\n");
+    proc_result r = dkhost_run("--plugins", TOY_PLUGINS, cfg, "--work-dir", d.work,
+                               "--cfg-options", "train_dataloader.dataset.noise=2.0",
+                               "val_dataloader.dataset.noise=2.0", NULL);
+    expect(&r, OK, "Epoch(val) [2][2/2]  accuracy/top1: ");
+    double val = strtod(strstr(r.err, "Epoch(val) [2][2/2]  accuracy/top1: ") + 36, NULL);
+    proc_result_free(&r);
+
+    char ckpt[700];
+    snprintf(ckpt, sizeof ckpt, "%s/epoch_2.dkpt", d.work);
+    double acc[2];
+    for (int raw = 0; raw < 2; raw++) {
+        r = dkhost_run("--plugins", TOY_PLUGINS, "test", cfg, "--checkpoint", ckpt, "--work-dir",
+                       d.work, "--cfg-options", "val_dataloader.dataset.noise=2.0",
+                       raw ? "custom_hooks=[]" : "train_cfg.max_epochs=2", NULL);
+        expect(&r, OK, "test results: accuracy/top1: ");
+        acc[raw] = strtod(strstr(r.err, "test results: accuracy/top1: ") + 29, NULL);
+        proc_result_free(&r);
+    }
+    if (acc[0] != val || acc[1] == val)
+        fail_msg("validation %.4f; test with the averages %.4f, with the raw weights %.4f", val,
+                 acc[0], acc[1]);
+    run_dir_remove(&d);
+}
+
 /* ---- ProgressBarHook ------------------------------------------------------------------- */
 
 static void test_progress_bar(void **state)
@@ -715,6 +756,7 @@ int main(void)
         cmocka_unit_test(test_checkpoint_out_dir_and_template),
         cmocka_unit_test(test_early_stopping),
         cmocka_unit_test(test_ema),
+        cmocka_unit_test(test_ema_in_test),
         cmocka_unit_test(test_progress_bar),
         cmocka_unit_test(test_bad_options),
     };
