@@ -15,8 +15,9 @@ static const struct {
     const char *name;
     int64_t value;
 } priority_names[] = {
-    {"HIGHEST", 0}, {"VERY_HIGH", 10}, {"HIGH", 30},     {"ABOVE_NORMAL", 40}, {"NORMAL", 50},
-    {"BELOW_NORMAL", 60}, {"LOW", 70}, {"VERY_LOW", 90}, {"LOWEST", 100},
+#define DKH_PRIORITY_NAME_(name, value) {#name, value},
+    DK_HOOK_PRIORITY_LIST(DKH_PRIORITY_NAME_)
+#undef DKH_PRIORITY_NAME_
 };
 
 static dk_status hook_priority(const dk_cfg *cfg, const dk_hook_vtable *vt, int64_t *out)
@@ -34,10 +35,13 @@ static dk_status hook_priority(const dk_cfg *cfg, const dk_hook_vtable *vt, int6
             return DK_OK;
         }
     }
-    return dk_fail(DK_ERR_CONFIG, "%s (%s): priority must be a number or one of HIGHEST, "
-                                  "VERY_HIGH, HIGH, ABOVE_NORMAL, NORMAL, BELOW_NORMAL, LOW, "
-                                  "VERY_LOW, LOWEST",
-                   dk_cfg_path(p), dk_cfg_where(p));
+    dkh_buf names = DKH_BUF_INIT;
+    for (size_t i = 0; i < sizeof priority_names / sizeof priority_names[0]; i++)
+        dkh_buf_printf(&names, "%s%s", i ? ", " : "", priority_names[i].name);
+    dk_status st = dk_fail(DK_ERR_CONFIG, "%s (%s): priority must be a number or one of %s",
+                           dk_cfg_path(p), dk_cfg_where(p), dkh_buf_str(&names));
+    dkh_buf_fini(&names);
+    return st;
 }
 
 static dk_status add_hook(dk_runner *r, const dk_cfg *cfg, char *name)

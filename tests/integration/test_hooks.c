@@ -727,6 +727,12 @@ static void test_bad_options(void **state)
                  "  - {type: EMAHook, momentum: 0}\n",
                  CONFIG, "custom_hooks.0 (", "EMAHook: momentum (",
                  "momentum.yaml:26:31) must be in (0, 1], got 0", NULL);
+    expect_error("priority",
+                 "custom_hooks:\n"
+                 "  - {type: EMAHook, priority: URGENT}\n",
+                 CONFIG, "custom_hooks.0.priority (",
+                 "priority.yaml:26:31): priority must be a number or one of HIGHEST, VERY_HIGH, "
+                 "HIGH, ABOVE_NORMAL, NORMAL, BELOW_NORMAL, LOW, VERY_LOW, LOWEST", NULL);
     expect_error("rule",
                  "custom_hooks:\n"
                  "  - {type: EarlyStoppingHook, monitor: accuracy/top1, rule: bigger}\n",
