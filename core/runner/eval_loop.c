@@ -5,6 +5,8 @@
  */
 #include "runner_impl.h"
 
+#include "../tensor/tensor_impl.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -79,6 +81,10 @@ dk_status dkh_eval(dk_runner *r, dk_runner_phase phase)
     }
     dk_dict_clear(r->outputs);
     DK_TRY(dkh_hooks_call(r, pts->before_epoch));
+    /* Evaluation allocates other sizes (its batch size, no gradients) than
+     * training: hand the training step's cached blocks back first and the
+     * evaluation's after, so the process never holds both sets. */
+    dkh_allocator_empty_cache();
     dk_module_train(r->model, false);
     bool grad_was = dk_grad_set_enabled(false);
     r->inner_iter = 0;
@@ -100,6 +106,7 @@ dk_status dkh_eval(dk_runner *r, dk_runner_phase phase)
     }
     dk_grad_set_enabled(grad_was);
     dk_module_train(r->model, true);
+    dkh_allocator_empty_cache();
     if (s == DK_OK)
         s = compute_metrics(r, sp);
     if (s == DK_OK) {
