@@ -27,18 +27,23 @@
 #include <string.h>
 #include <unistd.h>
 
-/* The values of row i of t (its first dim indexed), or all of t when whole. */
-static void put_values(dkh_buf *line, dk_tensor *t, int64_t i, bool whole)
+/* t with the values as JSON writes them: i64 for integers and bools, f64
+ * for floats, contiguous on the host. NULL when the conversion fails. */
+static dk_tensor *as_json_values(dk_tensor *t)
 {
-    bool integral = !dkh_is_float(dk_tensor_dtype(t));
-    dk_tensor *row = whole ? t : dk_select(t, 0, i);
-    dk_tensor *v = dk_contiguous(dk_cast(row, integral ? DK_DTYPE_I64 : DK_DTYPE_F64));
-    int64_t n = v ? dk_tensor_numel(v) : 0;
-    bool list = dk_tensor_ndim(v) > 0;
+    return dk_contiguous(dk_cast(t, dkh_is_float(dk_tensor_dtype(t)) ? DK_DTYPE_F64
+                                                                     : DK_DTYPE_I64));
+}
+
+/* Values [start, start + len) of v (from as_json_values); a bracketed list
+ * unless `list` is false (a single value). */
+static void put_values(dkh_buf *line, const dk_tensor *v, int64_t start, int64_t len, bool list)
+{
+    bool integral = dk_tensor_dtype(v) == DK_DTYPE_I64;
     if (list)
         dkh_buf_putc(line, '[');
-    for (int64_t k = 0; k < n; k++) {
-        if (k)
+    for (int64_t k = start; k < start + len; k++) {
+        if (k > start)
             dkh_buf_puts(line, ", ");
         if (integral) {
             dkh_buf_printf(line, "%lld", (long long)((const int64_t *)dk_tensor_data(v))[k]);
@@ -70,8 +75,11 @@ static bool per_sample(const dk_dict *preds, size_t k, int64_t n)
     }
 }
 
-static void put_sample(dkh_buf *line, const dk_runner *r, const dk_dict *preds, int64_t n,
-                       int64_t i, int64_t sample_idx)
+/* Sample i's line. values[k] is field k of preds converted once for the
+ * batch (as_json_values); a tensor list's entry is converted here, one
+ * sample at a time. */
+static dk_status put_sample(dkh_buf *line, const dk_runner *r, const dk_dict *preds,
+                            dk_tensor *const *values, int64_t n, int64_t i, int64_t sample_idx)
 {
     const dk_dataset_vtable *dvt = dk_object_type(r->test.dataset)->vtable;
     dkh_buf_printf(line, "{\"sample_idx\": %lld", (long long)sample_idx);
@@ -79,20 +87,21 @@ static void put_sample(dkh_buf *line, const dk_runner *r, const dk_dict *preds, 
         if (!per_sample(preds, k, n))
             continue;
         const char *key = dk_dict_key(preds, k);
+        bool entry = dk_dict_kind(preds, k) == DK_VALUE_TENSORS;
+        dk_tensor *v = entry ? as_json_values(dk_dict_tensors_at(preds, key, (size_t)i))
+                             : values[k];
+        if (!v)
+            return dk_last_status();
+        int64_t len = entry ? dk_tensor_numel(v) : dk_tensor_numel(v) / n;
+        bool list = dk_tensor_ndim(v) > (entry ? 0 : 1);
         dkh_buf_puts(line, ", ");
         dkh_buf_json_str(line, key);
         dkh_buf_puts(line, ": ");
-        if (dk_dict_kind(preds, k) == DK_VALUE_TENSORS) {
-            put_values(line, dk_dict_tensors_at(preds, key, (size_t)i), 0, true);
-            continue;
-        }
-        dk_tensor *t = dk_dict_tensor(preds, key);
-        put_values(line, t, i, false);
-        if (strcmp(key, "pred_label") == 0 && dvt->class_name && dk_tensor_ndim(t) == 1) {
-            dk_tensor *c = dk_contiguous(dk_cast(dk_select(t, 0, i), DK_DTYPE_I64));
-            const char *name = c ? dvt->class_name(dk_object_self(r->test.dataset),
-                                                   *(const int64_t *)dk_tensor_data(c))
-                                 : NULL;
+        put_values(line, v, entry ? 0 : i * len, len, list);
+        if (strcmp(key, "pred_label") == 0 && !entry && !list && dvt->class_name &&
+            dk_tensor_dtype(v) == DK_DTYPE_I64) {
+            const char *name = dvt->class_name(dk_object_self(r->test.dataset),
+                                               ((const int64_t *)dk_tensor_data(v))[i]);
             if (name) {
                 dkh_buf_puts(line, ", \"pred_class\": ");
                 dkh_buf_json_str(line, name);
@@ -100,6 +109,7 @@ static void put_sample(dkh_buf *line, const dk_runner *r, const dk_dict *preds, 
         }
     }
     dkh_buf_puts(line, "}\n");
+    return DK_OK;
 }
 
 /* Warns once per model output that has no per-sample row. */
@@ -135,8 +145,19 @@ static dk_status predict_batches(dk_runner *r, FILE *f, const char *tmp, int64_t
         dkh_buf line = DKH_BUF_INIT;
         if (s == DK_OK) {
             warn_skipped(preds, n, &warned);
-            for (int64_t i = 0; i < n; i++)
-                put_sample(&line, r, preds, n, i, idx[i]);
+            size_t nk = dk_dict_len(preds);
+            dk_tensor **values = dk_calloc(nk ? nk : 1, sizeof *values);
+            if (!values)
+                s = dk_fail(DK_ERR_NOMEM, "predict: out of memory");
+            for (size_t k = 0; s == DK_OK && k < nk; k++)
+                if (dk_dict_kind(preds, k) == DK_VALUE_TENSOR && per_sample(preds, k, n) &&
+                    !(values[k] = as_json_values(dk_dict_tensor(preds, dk_dict_key(preds, k)))))
+                    s = dk_last_status();
+            for (int64_t i = 0; s == DK_OK && i < n; i++)
+                s = put_sample(&line, r, preds, values, n, i, idx[i]);
+            dk_free(values);
+        }
+        if (s == DK_OK) {
             if (fputs(dkh_buf_str(&line), f) == EOF)
                 s = dk_fail(DK_ERR_IO, "predict: cannot write %s: %s", tmp, strerror(errno));
             *written += n;

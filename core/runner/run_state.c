@@ -452,7 +452,14 @@ dk_status dkh_run_load_weights(dk_runner *r, const char *path)
     return with_ckpt(r, path, load_weights);
 }
 
-dk_status dkh_run_load_hooks(dk_runner *r, const char *path)
+static dk_status load_weights_and_hooks(dk_runner *r, dkh_ckpt *c, const char *path,
+                                        const dk_cfg *meta)
 {
-    return with_ckpt(r, path, load_hooks);
+    DK_TRY(load_weights(r, c, path, meta));
+    return load_hooks(r, c, path, meta);
+}
+
+dk_status dkh_run_load_weights_and_hooks(dk_runner *r, const char *path)
+{
+    return with_ckpt(r, path, load_weights_and_hooks);
 }

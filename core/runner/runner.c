@@ -283,7 +283,7 @@ dk_status dkh_model_forward(dk_runner *r, const dk_dict *batch, dk_forward_mode 
 }
 
 /* Test and predict: the test split (or the validation one) with its
- * metrics when `metrics`, and the weights to run (their path in *weights). */
+ * metrics when `metrics`, and which weights to run (*weights). */
 static dk_status open_eval(dk_runner *r, const char *what, bool metrics, const char **weights)
 {
     DK_TRY(split_open(r, &r->test, "test_dataloader", metrics ? "test_evaluator" : NULL));
@@ -297,7 +297,7 @@ static dk_status open_eval(dk_runner *r, const char *what, bool metrics, const c
         *weights = dk_cfg_scalar(dk_cfg_get(r->cfg, "load_from"));
     if (!*weights)
         return dk_fail(DK_ERR_ARG, "%s: which weights? give --checkpoint FILE", what);
-    return dkh_run_load_weights(r, *weights);
+    return DK_OK;
 }
 
 /* Hooks get their saved states (as mmengine's test does), so an EMAHook
@@ -307,7 +307,7 @@ static dk_status run_test(dk_runner *r)
     const char *weights = NULL;
     DK_TRY(open_eval(r, "test", true, &weights));
     DK_TRY(dkh_hooks_build(r));
-    DK_TRY(dkh_run_load_hooks(r, weights));
+    DK_TRY(dkh_run_load_weights_and_hooks(r, weights));
     DK_TRY(dkh_hooks_call(r, DKH_POINT_before_run));
     DK_TRY(dkh_eval(r, DK_PHASE_TEST));
     return dkh_hooks_call(r, DKH_POINT_after_run);
@@ -317,6 +317,7 @@ static dk_status run_predict(dk_runner *r)
 {
     const char *weights = NULL;
     DK_TRY(open_eval(r, "predict", false, &weights));
+    DK_TRY(dkh_run_load_weights(r, weights));
     char *path = r->opts.out ? dkh_strdup(r->opts.out) : dkh_work_path(r, "predictions.jsonl");
     dk_status s = dkh_predict(r, path);
     free(path);

@@ -125,7 +125,8 @@ dk_status dkh_run_save(dk_runner *r, const char *path) DK_CHECK;
 dk_status dkh_run_resume(dk_runner *r, const char *path) DK_CHECK;
 /* Weights only; reports missing, unexpected and mismatched names. */
 dk_status dkh_run_load_weights(dk_runner *r, const char *path) DK_CHECK;
-/* The hooks' saved states (test: EMAHook evaluates the averages it saved). */
-dk_status dkh_run_load_hooks(dk_runner *r, const char *path) DK_CHECK;
+/* The weights and the hooks' saved states, for a test (an EMAHook then
+ * evaluates the averages it saved). */
+dk_status dkh_run_load_weights_and_hooks(dk_runner *r, const char *path) DK_CHECK;
 
 #endif /* DKH_RUNNER_IMPL_H */

@@ -299,15 +299,23 @@ static bool val_due(const dk_runner *r, int64_t done, int64_t last)
            (done % r->val_interval == 0 || done == last);
 }
 
+/* Starts the data of epoch r->epoch at the batch a resume (or a rollback)
+ * left off, which then counts as done. */
+static dk_status start_epoch(dk_runner *r)
+{
+    r->inner_iter = r->resume_skip;
+    DK_TRY(dkh_loader_start_epoch(r->train.loader, r->epoch, r->resume_skip));
+    r->resume_skip = 0;
+    return DK_OK;
+}
+
 static dk_status run_epoch_loop(dk_runner *r, buffer_snapshot *snap)
 {
     while (r->epoch < r->max_epochs && !r->stop) {
         r->phase = DK_PHASE_TRAIN;
         dk_module_train(r->model, true);
         DK_TRY(dkh_hooks_call(r, DKH_POINT_before_train_epoch));
-        r->inner_iter = r->resume_skip;
-        DK_TRY(dkh_loader_start_epoch(r->train.loader, r->epoch, r->resume_skip));
-        r->resume_skip = 0;
+        DK_TRY(start_epoch(r));
         r->loop_len = dkh_loader_len(r->train.loader);
         while (!r->stop) {
             dk_dict *batch = NULL;
@@ -342,9 +350,7 @@ static dk_status run_iter_loop(dk_runner *r, buffer_snapshot *snap)
     r->phase = DK_PHASE_TRAIN;
     dk_module_train(r->model, true);
     DK_TRY(dkh_hooks_call(r, DKH_POINT_before_train_epoch));
-    r->inner_iter = r->resume_skip;
-    DK_TRY(dkh_loader_start_epoch(r->train.loader, r->epoch, r->resume_skip));
-    r->resume_skip = 0;
+    DK_TRY(start_epoch(r));
     while (r->iter < r->max_iters && !r->stop) {
         dk_dict *batch = NULL;
         DK_TRY(next_batch(r, &batch));
@@ -359,9 +365,7 @@ static dk_status run_iter_loop(dk_runner *r, buffer_snapshot *snap)
         DK_TRY(s);
         if (r->rolled_back) { /* continue from the checkpoint's epoch and batch */
             r->rolled_back = false;
-            r->inner_iter = r->resume_skip;
-            DK_TRY(dkh_loader_start_epoch(r->train.loader, r->epoch, r->resume_skip));
-            r->resume_skip = 0;
+            DK_TRY(start_epoch(r));
             continue;
         }
         DK_TRY(check_interrupt(r));
