@@ -2,7 +2,8 @@
  *
  * dkh_op_run is the single path every op takes: NULL inputs propagate, the
  * op's rule checks shapes and dtypes, the output is allocated (or, for a
- * view, made over the input's storage), the backend's kernel runs (the
+ * view, made over the input's storage; channels-last where layout.c says
+ * so), the backend's kernel runs (the
  * reference kernel when the backend has none for this op or dtype), and a
  * tape node is recorded when gradients are wanted. Keeping this in one place
  * is what makes error messages, scopes and autograd uniform across ops.
@@ -280,11 +281,16 @@ dk_tensor *dkh_op_run_aux(dkh_op_id op, const dkh_args *a, int n_in, dk_tensor *
             return NULL;
     } else {
         out = dkh_tensor_alloc(m.dtype, m.ndim, m.shape, m.device);
+        if (out && dkh_out_channels_last(def->flags, in, n_in, &m))
+            dkh_tensor_make_channels_last(out);
         for (int k = 0; out && k < m.n_aux; k++) {
             aux[k] = dkh_tensor_alloc(m.aux[k].dtype, m.aux[k].ndim, m.aux[k].shape, m.device);
             if (!aux[k]) {
                 dkh_tensor_unref(out);
                 out = NULL;
+            } else if (m.ndim == 4 && m.aux[k].ndim == 4 && dkh_is_strictly_channels_last(out) &&
+                       memcmp(m.aux[k].shape, m.shape, sizeof m.shape[0] * 4) == 0) {
+                dkh_tensor_make_channels_last(aux[k]); /* indices lie like the values */
             }
         }
         if (out && run_forward(op, a, n_in, in, out, m.n_aux, aux) != DK_OK) {
@@ -336,6 +342,7 @@ dk_status dkh_run_backward_kernel_n(dkh_op_id op, const dkh_args *a, int n_in,
     for (int i = 0; i < n_in; i++)
         c.in[i] = in[i];
     bool empty = true;
+    bool layout = (dkh_op(op)->flags & DKH_F_LAYOUT) != 0;
     for (int k = 0; k < n_out; k++) {
         outs[k] = dkh_tensor_alloc(like[k]->dtype, like[k]->ndim, like[k]->shape,
                                    like[k]->storage->device);
@@ -343,6 +350,9 @@ dk_status dkh_run_backward_kernel_n(dkh_op_id op, const dkh_args *a, int n_in,
             unref_all(k, outs);
             return dk_last_status();
         }
+        /* A gradient lies like the tensor it is the gradient of. */
+        if (layout && dkh_is_strictly_channels_last(like[k]))
+            dkh_tensor_make_channels_last(outs[k]);
         empty &= dkh_numel(outs[k]->ndim, outs[k]->shape) == 0;
         if (k == 0)
             c.out = outs[0];

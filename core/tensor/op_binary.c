@@ -182,7 +182,8 @@ static dk_status where_bwd(const dkh_args *a, dk_tensor *const *in, dk_tensor *o
     {                                                                                        \
         return binary_infer_for(DKH_OP_##OP, in, m);                                        \
     }                                                                                        \
-    const dkh_op_def dkh_op_##name = {#name, n, flags, name##_infer, bwd, {binary_ref, NULL}};
+    const dkh_op_def dkh_op_##name = {#name, n, (flags) | DKH_F_LAYOUT, name##_infer, bwd,     \
+                                      {binary_ref, NULL}};
 
 BINARY_DEF(ADD, add, 2, DKH_F_DIFF, add_bwd)
 BINARY_DEF(SUB, sub, 2, DKH_F_DIFF, sub_bwd)

@@ -328,9 +328,11 @@ static dk_status bwd_weight_bwd(const dkh_args *a, dk_tensor *const *in, dk_tens
     return DK_OK;
 }
 
-const dkh_op_def dkh_op_conv2d = {"conv2d", 2, DKH_F_DIFF, conv2d_infer, conv2d_bwd,
+const dkh_op_def dkh_op_conv2d = {"conv2d", 2, DKH_F_DIFF | DKH_F_LAYOUT | DKH_F_LAYOUT_SEED,
+                                  conv2d_infer, conv2d_bwd,
                                   {conv2d_ref, NULL}};
-const dkh_op_def dkh_op_conv2d_bwd_data = {"conv2d_bwd_data", 2, DKH_F_DIFF, bwd_data_infer,
+const dkh_op_def dkh_op_conv2d_bwd_data = {"conv2d_bwd_data", 2, DKH_F_DIFF | DKH_F_LAYOUT,
+                                           bwd_data_infer,
                                            bwd_data_bwd, {bwd_data_ref, NULL}};
 const dkh_op_def dkh_op_conv2d_bwd_weight = {"conv2d_bwd_weight", 2, DKH_F_DIFF,
                                              bwd_weight_infer, bwd_weight_bwd,

@@ -162,7 +162,7 @@ static dk_status cast_backward(const dkh_args *a, dk_tensor *const *in, dk_tenso
     return DK_OK;
 }
 
-const dkh_op_def dkh_op_cast = {"cast", 1, DKH_F_DIFF, cast_infer, cast_backward,
+const dkh_op_def dkh_op_cast = {"cast", 1, DKH_F_DIFF | DKH_F_LAYOUT, cast_infer, cast_backward,
                                 {copy_ref, NULL}};
 
 dk_tensor *dk_cast(dk_tensor *x, dk_dtype dtype)

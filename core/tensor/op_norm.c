@@ -137,7 +137,7 @@ static dk_status bn_bwd(const dkh_args *a, dk_tensor *const *in, dk_tensor *out,
     return DK_OK;
 }
 
-const dkh_op_def dkh_op_batch_norm = {"batch_norm", 3, DKH_F_DIFF, bn_infer, bn_bwd,
+const dkh_op_def dkh_op_batch_norm = {"batch_norm", 3, DKH_F_DIFF | DKH_F_LAYOUT, bn_infer, bn_bwd,
                                       {bn_ref, bn_bwd_ref}};
 
 /* ---- public function ------------------------------------------------------------------- */

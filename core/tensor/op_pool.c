@@ -162,7 +162,7 @@ static dk_status maxpool_bwd(const dkh_args *a, dk_tensor *const *in, dk_tensor 
     return dkh_run_backward_kernel_n(DKH_OP_MAX_POOL2D, a, 3, kin, 1, in, gin);
 }
 
-const dkh_op_def dkh_op_max_pool2d = {"max_pool2d", 1, DKH_F_DIFF, maxpool_infer, maxpool_bwd,
+const dkh_op_def dkh_op_max_pool2d = {"max_pool2d", 1, DKH_F_DIFF | DKH_F_LAYOUT, maxpool_infer, maxpool_bwd,
                                       {maxpool_ref, maxpool_bwd_ref}};
 
 /* ---- avg_pool2d -------------------------------------------------------------------------- */

@@ -133,7 +133,7 @@ static bool unary_ref_fwd(const dkh_kcall *c)
     return true;
 }
 
-/* in = {x, y or NULL, g}; out = gx, contiguous like x. */
+/* in = {x, y or NULL, g}; out = gx, laid out like x. */
 static bool unary_ref_bwd(const dkh_kcall *c)
 {
     const unary *u = unary_of(c->op);
@@ -145,7 +145,9 @@ static bool unary_ref_bwd(const dkh_kcall *c)
                                  dkh_offset_of(i, y->ndim, y->shape, y->strides))
                       : 0;
         double gv = dkh_load(dkh_base(g), g->dtype, dkh_offset_of(i, g->ndim, g->shape, g->strides));
-        dkh_store(dkh_base(c->out), c->out->dtype, i, gv * u->df(xv, yv, c->args));
+        dkh_store(dkh_base(c->out), c->out->dtype,
+                  dkh_offset_of(i, c->out->ndim, c->out->shape, c->out->strides),
+                  gv * u->df(xv, yv, c->args));
     }
     return true;
 }
@@ -168,7 +170,7 @@ static dk_status unary_backward_for(dkh_op_id op, const dkh_args *a, dk_tensor *
     {                                                                                           \
         return unary_backward_for(DKH_OP_##OP, a, in, out, g, gin);                            \
     }                                                                                           \
-    const dkh_op_def dkh_op_##name = {#name, 1, DKH_F_DIFF | (save ? DKH_F_SAVE_OUT : 0),    \
+    const dkh_op_def dkh_op_##name = {#name, 1, DKH_F_DIFF | DKH_F_LAYOUT | (save ? DKH_F_SAVE_OUT : 0), \
                                       name##_infer, name##_backward,                            \
                                       {unary_ref_fwd, unary_ref_bwd}};
 

@@ -138,6 +138,19 @@ void dkh_describe(dkh_buf *b, const dk_tensor *t);
 /* Normalises a possibly negative dim against ndim; false if out of range. */
 bool dkh_wrap_dim(int64_t dim, int ndim, int *out);
 
+/* ---- memory layout (layout.c) ------------------------------------------------------ */
+
+/* Channels-last strides (HWC, 1, WC, C) of a 4-d shape. */
+void dkh_channels_last_strides(const int64_t *shape, int64_t *strides);
+/* t is 4-d and dense in (N, H, W, C) order (size-1 dims' strides ignored). */
+bool dkh_is_channels_last(const dk_tensor *t);
+/* ... and not also plain contiguous (C == 1 or H == W == 1 are both). */
+bool dkh_is_strictly_channels_last(const dk_tensor *t);
+/* Whether an op with these flags makes its output m channels-last from in. */
+bool dkh_out_channels_last(unsigned flags, dk_tensor *const *in, int n_in, const dkh_meta *m);
+/* Re-strides a new contiguous 4-d tensor as channels-last (same bytes). */
+void dkh_tensor_make_channels_last(dk_tensor *t);
+
 /* ---- dtype conversion (dtype.c) ----------------------------------------------- */
 
 double dkh_load(const void *base, dk_dtype dtype, int64_t i);
@@ -189,6 +202,9 @@ enum {
     DKH_F_VIEW = 1u << 1,     /* output shares input 0's storage; no kernel */
     DKH_F_SAVE_OUT = 1u << 2, /* backward reads the output */
     DKH_F_CREATE = 1u << 3,   /* no tensor inputs */
+    DKH_F_LAYOUT = 1u << 4,   /* output (and a dedicated backward's gradients) follow a
+                               * channels-last input 0; its kernels take any output strides */
+    DKH_F_LAYOUT_SEED = 1u << 5, /* a 1-channel input 0 counts as channels-last (layout.c) */
 };
 
 typedef struct dkh_op_def {

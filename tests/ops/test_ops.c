@@ -128,11 +128,11 @@ static double elem(const dk_tensor *t, int64_t i)
 }
 
 /* Fails the test with context when a and b differ beyond tol (relative to 1 + |b|). */
-static void expect_close(const char *what, const op_case *c, int v, bool nc, const dk_tensor *a,
-                         const dk_tensor *b, double tol)
+static void expect_close(const char *what, const op_case *c, int v, const char *lay,
+                         const dk_tensor *a, const dk_tensor *b, double tol)
 {
     if (!a || !b) {
-        print_error("%s %s variant %d%s: NULL result: %s\n", c->name, what, v, nc ? " nc" : "",
+        print_error("%s %s variant %d%s: NULL result: %s\n", c->name, what, v, lay,
                     dk_last_error());
         fail();
     }
@@ -148,7 +148,7 @@ static void expect_close(const char *what, const op_case *c, int v, bool nc, con
             continue;
         if (!(fabs(x - y) <= tol * (1 + fabs(y)))) {
             print_error("%s %s variant %d%s: element %lld: %.17g vs %.17g\n", c->name, what, v,
-                        nc ? " nc" : "", (long long)i, x, y);
+                        lay, (long long)i, x, y);
             fail();
         }
     }
@@ -168,7 +168,9 @@ static dk_tensor *weighted(dk_tensor *y, dk_tensor *r)
     return dk_sum(dk_mul(y, r), NULL, 0, false);
 }
 
-static void grad_check(const op_case *c, int v, bool nc, dk_tensor **in)
+/* Backward fast vs reference kernels, then (numeric) every input element's
+ * gradient against central finite differences. */
+static void grad_check(const op_case *c, int v, const char *lay, bool numeric, dk_tensor **in)
 {
     bool was = dk_grad_set_enabled(true);
     int wants[DKH_MAX_IN];
@@ -197,8 +199,12 @@ static void grad_check(const op_case *c, int v, bool nc, dk_tensor **in)
     dkh_force_reference(rw);
     for (int i = 0; i < c->n_in; i++)
         if (wants[i])
-            expect_close("backward fast vs reference", c, v, nc, fast[i], dk_tensor_grad(in[i]),
-                         1e-12);
+            expect_close("backward fast vs reference", c, v, lay, fast[i],
+                         dk_tensor_grad(in[i]), 1e-12);
+    if (!numeric) {
+        dk_grad_set_enabled(was);
+        return;
+    }
 
     dk_grad_set_enabled(false);
     const double eps = 1e-6;
@@ -221,7 +227,7 @@ static void grad_check(const op_case *c, int v, bool nc, dk_tensor **in)
             if (!(err < 1e-6)) {
                 print_error("%s gradcheck variant %d%s: input %d element %lld: analytic %.12g, "
                             "numeric %.12g\n",
-                            c->name, v, nc ? " nc" : "", i, (long long)j, ana, num);
+                            c->name, v, lay, i, (long long)j, ana, num);
                 fail();
             }
         }
@@ -229,41 +235,71 @@ static void grad_check(const op_case *c, int v, bool nc, dk_tensor **in)
     dk_grad_set_enabled(was);
 }
 
+/* x (N, C, H, W) re-laid channels-last, (N, H, W, C) in memory, same values. */
+static dk_tensor *channels_last(dk_tensor *x)
+{
+    if (x->ndim != 4)
+        return x;
+    return dk_permute(dk_contiguous(dk_permute(x, 4, (int[]){0, 2, 3, 1})), 4,
+                      (int[]){0, 3, 1, 2});
+}
+
+static bool has_4d(const shape *s, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (s[i].ndim == 4)
+            return true;
+    return false;
+}
+
+/* Layout passes: contiguous inputs, transposed last two dims ("nc"), and
+ * channels-last 4-d inputs ("cl", the layout convolutions pass on; its
+ * gradients are checked fast vs reference, not again by finite differences). */
+enum { PLAIN, NC, CL, N_PASSES };
+
 static void run_case(const op_case *c)
 {
+    static const char *const label[N_PASSES] = {"", " nc", " cl"};
     shape s[DKH_MAX_IN];
     int nv = c->n_in ? parse_variant(c->shapes, 0, s, c->n_in) : 1;
     for (int v = 0; v < nv; v++) {
-        for (int pass = 0; pass < 2; pass++) {
-            bool nc = pass == 1;
-            if (c->n_in == 0 && nc)
+        for (int pass = 0; pass < N_PASSES; pass++) {
+            bool nc = pass == NC;
+            if (c->n_in == 0 && pass != PLAIN)
                 continue;
-            dk_scope_begin();
             if (c->n_in)
                 parse_variant(c->shapes, v, s, c->n_in);
+            if (pass == CL && !has_4d(s, c->n_in))
+                continue;
+            dk_scope_begin();
             dk_tensor *in[DKH_MAX_IN] = {NULL};
-            for (int i = 0; i < c->n_in; i++)
+            for (int i = 0; i < c->n_in; i++) {
                 in[i] = gen(&s[i], c->flags, nc, (c->flags & COND0) && i == 0);
+                if (pass == CL)
+                    in[i] = channels_last(in[i]);
+            }
             bool was = dk_grad_set_enabled(false);
             /* f64: fast vs reference. */
-            expect_close("f64 fast vs reference", c, v, nc, run_op(c, in, false),
+            expect_close("f64 fast vs reference", c, v, label[pass], run_op(c, in, false),
                          run_op(c, in, true), 1e-12);
             /* f32: fast vs reference on the same values rounded to f32. */
             if (!(c->flags & NOF32)) {
                 dk_tensor *in32[DKH_MAX_IN] = {NULL};
                 for (int i = 0; i < c->n_in; i++)
                     in32[i] = in[i]->dtype == DK_DTYPE_F64 ? dk_cast(in[i], DK_DTYPE_F32) : in[i];
-                if (nc)
-                    for (int i = 0; i < c->n_in; i++)
-                        if (in32[i]->ndim >= 2)
-                            in32[i] = dk_transpose(dk_contiguous(dk_transpose(in32[i], -1, -2)),
-                                                   -1, -2);
-                expect_close("f32 fast vs reference", c, v, nc, run_op(c, in32, false),
+                for (int i = 0; i < c->n_in; i++) {
+                    if (nc && in32[i]->ndim >= 2)
+                        in32[i] = dk_transpose(dk_contiguous(dk_transpose(in32[i], -1, -2)),
+                                               -1, -2);
+                    if (pass == CL)
+                        in32[i] = channels_last(in32[i]);
+                }
+                expect_close("f32 fast vs reference", c, v, label[pass], run_op(c, in32, false),
                              run_op(c, in32, true), 1e-5);
             }
             dk_grad_set_enabled(was);
             if (!(c->flags & NOGRAD))
-                grad_check(c, v, nc, in);
+                grad_check(c, v, label[pass], pass != CL, in);
             dk_scope_end();
         }
     }

@@ -52,11 +52,17 @@ bool dkh_cpu_cast(const dkh_kcall *c)
     dk_tensor *y = c->out;
     bool down = x->dtype == DK_DTYPE_F32 && y->dtype == DK_DTYPE_BF16;
     bool up = x->dtype == DK_DTYPE_BF16 && y->dtype == DK_DTYPE_F32;
-    if ((!down && !up) || !dk_tensor_is_contiguous(y))
+    /* Both channels-last: the same bytes order, converted as one flat run. */
+    bool flat = !dk_tensor_is_contiguous(y) && dkh_is_channels_last(y) && dkh_is_channels_last(x);
+    if ((!down && !up) || (!dk_tensor_is_contiguous(y) && !flat))
         return dkh_cpu_copy(c);
     int nd = x->ndim;
     int64_t total = dkh_numel(nd, x->shape);
     int64_t inner = nd ? x->shape[nd - 1] : 1, sa = nd ? x->strides[nd - 1] : 1;
+    if (flat) {
+        inner = total;
+        sa = 1;
+    }
     if (total == 0)
         return true;
     int64_t nblocks = (total + BLOCK - 1) / BLOCK;

@@ -31,10 +31,23 @@ void dkh_ew_init(dkh_ew_iter *it, const dkh_kcall *c)
             memset(st[k + 1], 0, sizeof st[k + 1]);
         }
     }
+    /* Walk the dims in the output's memory order (largest stride first), so
+     * a channels-last output (and inputs laid out like it) is one long run,
+     * not rows of stride C. A contiguous output keeps the logical order. */
+    int order[DK_MAX_DIMS];
+    for (int d = 0; d < nd; d++) {
+        int j = d;
+        while (j > 0 && out->strides[order[j - 1]] < out->strides[d]) {
+            order[j] = order[j - 1];
+            j--;
+        }
+        order[j] = d;
+    }
     /* Drop size-1 dims, then merge a dim into the one after it when every
      * operand steps over the inner one exactly. */
     int n = 0;
-    for (int d = 0; d < nd; d++) {
+    for (int i = 0; i < nd; i++) {
+        int d = order[i];
         if (out->shape[d] == 1)
             continue;
         if (n > 0) {

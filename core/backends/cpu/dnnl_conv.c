@@ -7,6 +7,8 @@
  * direct kernels want (nChw16c here: 3–4x faster than its im2col path on plain
  * NCHW), and the cached reorders convert at the boundary. A group convolution
  * sees the weight (K, C/g, R, S) as (g, K/g, C/g, R, S) without a copy.
+ * Channels-last activations are the exception: oneDNN's nhwc kernels take
+ * them directly, so only the weights are reordered.
  *
  * Every kernel declines (returns false) for dtypes oneDNN does not take here
  * (f64 and the integers), for empty tensors, and when oneDNN refuses the
@@ -24,6 +26,7 @@ typedef struct conv_ctx {
     const dk_tensor *x, *w, *y; /* the convolution's src, weights, dst (any of them may be a gradient) */
     int64_t s[2], p[2], d[2], g;
     bool blocked; /* let the primitive pick its layout */
+    bool cl;      /* activations channels-last: used as they are, weights in any layout */
 } conv_ctx;
 
 /* The weight's descriptor: (g, K/g, C/g, R, S) for groups, else (K, C, R, S). */
@@ -38,18 +41,28 @@ static bool weight_md(dnnl_memory_desc_t *md, const dk_tensor *w, int64_t g, boo
                : dkh_dnnl_md_strided(md, 5, dims, st, w->dtype);
 }
 
-static bool act_md(dnnl_memory_desc_t *md, const dk_tensor *t, bool any)
+/* An activation's descriptor: "any" for the primitive to choose; else its
+ * strides, written out as channels-last in a channels-last call (a 1-channel
+ * tensor is both layouts, and oneDNN must see the one its nhwc kernels take). */
+static bool act_md(dnnl_memory_desc_t *md, const dk_tensor *t, bool any, bool cl)
 {
-    return any ? dkh_dnnl_md_any(md, 4, t->shape, t->dtype) : dkh_dnnl_md(md, t);
+    if (any)
+        return dkh_dnnl_md_any(md, 4, t->shape, t->dtype);
+    if (!cl)
+        return dkh_dnnl_md(md, t);
+    int64_t st[4];
+    dkh_channels_last_strides(t->shape, st);
+    return dkh_dnnl_md_strided(md, 4, t->shape, st, t->dtype);
 }
 
 static bool build_conv(dkh_dnnl_entry *e, const void *vctx)
 {
     const conv_ctx *c = vctx;
     dnnl_memory_desc_t ux, uw, uy, px, pw, py;
-    if (!act_md(&ux, c->x, false) || !weight_md(&uw, c->w, c->g, false) ||
-        !act_md(&uy, c->y, false) || !act_md(&px, c->x, c->blocked) ||
-        !weight_md(&pw, c->w, c->g, c->blocked) || !act_md(&py, c->y, c->blocked))
+    if (!act_md(&ux, c->x, false, c->cl) || !weight_md(&uw, c->w, c->g, false) ||
+        !act_md(&uy, c->y, false, c->cl) || !act_md(&px, c->x, c->blocked, c->cl) ||
+        !weight_md(&pw, c->w, c->g, c->blocked || c->cl) ||
+        !act_md(&py, c->y, c->blocked, c->cl))
         return false;
     dnnl_dims_t st = {c->s[0], c->s[1]}, dl = {c->d[0] - 1, c->d[1] - 1},
                 pd = {c->p[0], c->p[1]};
@@ -128,12 +141,16 @@ static bool run_conv(const dkh_kcall *c, int kind, const dk_tensor *x, const dk_
     if (dkh_numel(4, x->shape) == 0 || dkh_numel(4, w->shape) == 0 || dkh_numel(4, y->shape) == 0)
         return false;
     const dkh_args *a = c->args;
+    /* Channels-last activations (layout.c) go to oneDNN's nhwc kernels as they
+     * are: no reorder of x, y or their gradients, only of the small weights. */
+    bool cl = dkh_is_channels_last(x) && dkh_is_channels_last(y);
     conv_ctx ctx = {kind, x, w, y, {a->v[0], a->v[1]}, {a->v[2], a->v[3]}, {a->v[4], a->v[5]},
-                    a->i[0], use_blocked(kind, x->shape[1])};
+                    a->i[0], !cl && use_blocked(kind, x->shape[1]), cl};
     dkh_dnnl_key k = {.n = 0};
     dkh_dnnl_key_add(&k, DKH_OP_CONV2D);
     dkh_dnnl_key_add(&k, kind);
     dkh_dnnl_key_add(&k, ctx.blocked);
+    dkh_dnnl_key_add(&k, ctx.cl);
     for (int i = 0; i < 6; i++)
         dkh_dnnl_key_add(&k, a->v[i]);
     dkh_dnnl_key_add(&k, ctx.g);

@@ -120,6 +120,12 @@ bool dkh_cpu_group_norm(const dkh_kcall *c);
 bool dkh_cpu_group_norm_bwd(const dkh_kcall *c);
 bool dkh_cpu_max_pool2d(const dkh_kcall *c);
 bool dkh_cpu_max_pool2d_bwd(const dkh_kcall *c);
+bool dkh_cpu_max_pool2d_cl(const dkh_kcall *c);
+bool dkh_cpu_max_pool2d_bwd_cl(const dkh_kcall *c);
+/* The first and one-past-last kernel taps r with 0 <= o*s - p + r*d < n,
+ * clipped to [0, k). */
+void dkh_pool_taps(int64_t o, int64_t s, int64_t p, int64_t d, int64_t k, int64_t n,
+                   int64_t *r0, int64_t *r1);
 bool dkh_cpu_avg_pool2d(const dkh_kcall *c);
 bool dkh_cpu_avg_pool2d_bwd(const dkh_kcall *c);
 bool dkh_cpu_adaptive_avg_pool2d(const dkh_kcall *c);

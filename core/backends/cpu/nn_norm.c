@@ -3,7 +3,8 @@
  *
  * Measured against oneDNN's batch-normalization primitive on this machine (see
  * the nn report): both are bound by memory bandwidth, and ours needs no
- * reorder of plain NCHW data. Work is split over channels; each channel is N
+ * reorder of plain NCHW data. Channels-last tensors (layout.c) have their own
+ * kernels below. Plain NCHW: work is split over channels; each channel is N
  * runs of J contiguous elements (the trailing dims must collapse to one
  * unit-stride run, otherwise the kernel declines and the reference runs).
  * Each run is summed as an OpenMP simd reduction (vector lanes in the
@@ -13,6 +14,7 @@
 #include "dnnl_cpu.h"
 
 #include <math.h>
+#include <stdlib.h>
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 #define DKH_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
@@ -139,6 +141,185 @@ static bool inner_run(const dk_tensor *t, int64_t *J)
 NORM_KERNELS(float)
 NORM_KERNELS(double)
 
+/* ---- channels-last ----------------------------------------------------------------------
+ * x is R = N*H*W rows of C contiguous channels. The rows are cut into chunks
+ * of a fixed size; each chunk's per-channel sums (double) go to its own slot
+ * of part, and the slots are added in chunk order, so the bits do not depend
+ * on the thread count. The inner loops run over channels and vectorise. */
+enum { CL_ROWS = 256 };
+
+static int64_t cl_rows(const dk_tensor *x)
+{
+    return x->shape[0] * x->shape[2] * x->shape[3];
+}
+
+#define NORM_CL_KERNELS(T)                                                                    \
+    /* part[q][0..C) += sum(x - k), part[q][C..2C) += sum((x - k)^2) over chunk q. */       \
+    DKH_CLONES static void cl_moments_##T(const T *restrict x, int64_t rows, int64_t C,        \
+                                          const T *restrict k, double *restrict p)            \
+    {                                                                                         \
+        for (int64_t r = 0; r < rows; r++)                                                    \
+            for (int64_t ch = 0; ch < C; ch++) {                                              \
+                double d = (double)(x[r * C + ch] - k[ch]);                                   \
+                p[ch] += d;                                                                   \
+                p[C + ch] += d * d;                                                           \
+            }                                                                                 \
+    }                                                                                         \
+    DKH_CLONES static void cl_affine_##T(T *restrict y, const T *restrict x, int64_t rows,     \
+                                         int64_t C, const T *restrict m, const T *restrict s,  \
+                                         const T *restrict b)                                  \
+    {                                                                                         \
+        for (int64_t r = 0; r < rows; r++)                                                    \
+            for (int64_t ch = 0; ch < C; ch++)                                                \
+                y[r * C + ch] = (x[r * C + ch] - m[ch]) * s[ch] + b[ch];                      \
+    }                                                                                         \
+    /* part[q][0..C) += sum(g), part[q][C..2C) += sum(g (x - mean)) over chunk q. */        \
+    DKH_CLONES static void cl_gsums_##T(const T *restrict g, const T *restrict x,              \
+                                        int64_t rows, int64_t C, const T *restrict m,          \
+                                        double *restrict p)                                    \
+    {                                                                                         \
+        for (int64_t r = 0; r < rows; r++)                                                    \
+            for (int64_t ch = 0; ch < C; ch++) {                                              \
+                T gv = g[r * C + ch];                                                         \
+                p[ch] += (double)gv;                                                          \
+                p[C + ch] += (double)(gv * (x[r * C + ch] - m[ch]));                          \
+            }                                                                                 \
+    }                                                                                         \
+    DKH_CLONES static void cl_gx_##T(T *restrict gx, const T *restrict g, const T *restrict x, \
+                                     int64_t rows, int64_t C, const T *restrict m,             \
+                                     const T *restrict s, const T *restrict u,                 \
+                                     const T *restrict t)                                      \
+    {                                                                                         \
+        for (int64_t r = 0; r < rows; r++)                                                    \
+            for (int64_t ch = 0; ch < C; ch++)                                                \
+                gx[r * C + ch] = g[r * C + ch] * s[ch] - (x[r * C + ch] - m[ch]) * u[ch] - t[ch]; \
+    }                                                                                         \
+    /* Sums chunk partials (2C doubles per chunk) in chunk order into tot. */                 \
+    static void cl_total_##T(const double *part, int64_t nq, int64_t C, double *tot)          \
+    {                                                                                         \
+        for (int64_t j = 0; j < 2 * C; j++)                                                   \
+            tot[j] = 0;                                                                       \
+        for (int64_t q = 0; q < nq; q++)                                                      \
+            for (int64_t j = 0; j < 2 * C; j++)                                               \
+                tot[j] += part[q * 2 * C + j];                                                \
+    }                                                                                         \
+    /* scratch: part (nq * 2C doubles), tot (2C doubles), vec (4C T). */                    \
+    static void bn_fwd_cl_##T(const dkh_kcall *c, double *part, double *tot, T *vec)          \
+    {                                                                                         \
+        const dk_tensor *x = c->in[0], *w = c->in[1], *b = c->in[2];                          \
+        int64_t C = x->shape[1], R = cl_rows(x), nq = (R + CL_ROWS - 1) / CL_ROWS;            \
+        const T *xb = (const T *)dkh_base(x);                                                 \
+        T *yb = (T *)dkh_base(c->out);                                                        \
+        T *k = vec, *m = vec + C, *s = vec + 2 * C, *bb = vec + 3 * C;                        \
+        for (int64_t ch = 0; ch < C; ch++)                                                    \
+            k[ch] = xb[ch];                                                                   \
+        _Pragma("omp parallel for schedule(static) if (R * C >= DKH_CPU_PAR_MIN)")            \
+        for (int64_t q = 0; q < nq; q++) {                                                    \
+            int64_t r0 = q * CL_ROWS, n = R - r0 < CL_ROWS ? R - r0 : CL_ROWS;                \
+            double *p = part + q * 2 * C;                                                     \
+            for (int64_t j = 0; j < 2 * C; j++)                                               \
+                p[j] = 0;                                                                     \
+            cl_moments_##T(xb + r0 * C, n, C, k, p);                                          \
+        }                                                                                     \
+        cl_total_##T(part, nq, C, tot);                                                       \
+        T *mu = (T *)dkh_base(c->aux[0]), *is = (T *)dkh_base(c->aux[1]);                     \
+        T *vr = (T *)dkh_base(c->aux[2]);                                                     \
+        double eps = c->args->f[0];                                                           \
+        for (int64_t ch = 0; ch < C; ch++) {                                                  \
+            double dm = tot[ch] / (double)R, var = tot[C + ch] / (double)R - dm * dm;         \
+            if (var < 0)                                                                      \
+                var = 0;                                                                      \
+            double mean = (double)k[ch] + dm, invstd = 1 / sqrt(var + eps);                   \
+            double wc = ((const T *)dkh_base(w))[ch * w->strides[0]];                         \
+            m[ch] = (T)mean;                                                                  \
+            s[ch] = (T)(invstd * wc);                                                         \
+            bb[ch] = ((const T *)dkh_base(b))[ch * b->strides[0]];                            \
+            mu[ch] = (T)mean;                                                                 \
+            is[ch] = (T)invstd;                                                               \
+            vr[ch] = (T)var;                                                                  \
+        }                                                                                     \
+        _Pragma("omp parallel for schedule(static) if (R * C >= DKH_CPU_PAR_MIN)")            \
+        for (int64_t q = 0; q < nq; q++) {                                                    \
+            int64_t r0 = q * CL_ROWS, n = R - r0 < CL_ROWS ? R - r0 : CL_ROWS;                \
+            cl_affine_##T(yb + r0 * C, xb + r0 * C, n, C, m, s, bb);                          \
+        }                                                                                     \
+    }                                                                                         \
+    static void bn_bwd_cl_##T(const dkh_kcall *c, double *part, double *tot, T *vec)          \
+    {                                                                                         \
+        const dk_tensor *x = c->in[0], *w = c->in[1], *g = c->in[2];                          \
+        const dk_tensor *mt = c->in[3], *it = c->in[4];                                       \
+        dk_tensor *gw = c->aux[0], *gb = c->aux[1];                                           \
+        int64_t C = x->shape[1], R = cl_rows(x), nq = (R + CL_ROWS - 1) / CL_ROWS;            \
+        const T *xb = (const T *)dkh_base(x), *gb_ = (const T *)dkh_base(g);                  \
+        T *ob = (T *)dkh_base(c->out);                                                        \
+        T *m = vec, *s = vec + C, *u = vec + 2 * C, *t = vec + 3 * C;                         \
+        for (int64_t ch = 0; ch < C; ch++)                                                    \
+            m[ch] = ((const T *)dkh_base(mt))[ch * mt->strides[0]];                           \
+        _Pragma("omp parallel for schedule(static) if (R * C >= DKH_CPU_PAR_MIN)")            \
+        for (int64_t q = 0; q < nq; q++) {                                                    \
+            int64_t r0 = q * CL_ROWS, n = R - r0 < CL_ROWS ? R - r0 : CL_ROWS;                \
+            double *p = part + q * 2 * C;                                                     \
+            for (int64_t j = 0; j < 2 * C; j++)                                               \
+                p[j] = 0;                                                                     \
+            cl_gsums_##T(gb_ + r0 * C, xb + r0 * C, n, C, m, p);                              \
+        }                                                                                     \
+        cl_total_##T(part, nq, C, tot);                                                       \
+        double M = (double)R;                                                                 \
+        for (int64_t ch = 0; ch < C; ch++) {                                                  \
+            double invstd = ((const T *)dkh_base(it))[ch * it->strides[0]];                   \
+            double wc = ((const T *)dkh_base(w))[ch * w->strides[0]];                         \
+            double sg = tot[ch], sgx = tot[C + ch], sc = wc * invstd;                         \
+            s[ch] = (T)sc;                                                                    \
+            u[ch] = (T)(sc * invstd * invstd * sgx / M);                                      \
+            t[ch] = (T)(sc * sg / M);                                                         \
+            ((T *)dkh_base(gw))[ch * gw->strides[0]] = (T)(sgx * invstd);                     \
+            ((T *)dkh_base(gb))[ch * gb->strides[0]] = (T)sg;                                 \
+        }                                                                                     \
+        _Pragma("omp parallel for schedule(static) if (R * C >= DKH_CPU_PAR_MIN)")            \
+        for (int64_t q = 0; q < nq; q++) {                                                    \
+            int64_t r0 = q * CL_ROWS, n = R - r0 < CL_ROWS ? R - r0 : CL_ROWS;                \
+            cl_gx_##T(ob + r0 * C, gb_ + r0 * C, xb + r0 * C, n, C, m, s, u, t);              \
+        }                                                                                     \
+    }
+
+NORM_CL_KERNELS(float)
+NORM_CL_KERNELS(double)
+
+/* Whether the channels-last kernels take t: all channels-last, one float dtype. */
+static bool cl_ok(int n_t, const dk_tensor *const *t)
+{
+    dk_dtype dt = t[0]->dtype;
+    if (!dkh_is_strictly_channels_last(t[0]) || (dt != DK_DTYPE_F32 && dt != DK_DTYPE_F64) ||
+        cl_rows(t[0]) == 0 || t[0]->shape[1] == 0)
+        return false;
+    for (int i = 1; i < n_t; i++)
+        if (!dkh_is_channels_last(t[i]) || t[i]->dtype != dt)
+            return false;
+    return true;
+}
+
+/* Runs the forward or backward channels-last kernel; false (the reference
+ * runs) only when its scratch cannot be allocated. */
+static bool run_cl(const dkh_kcall *c, bool fwd)
+{
+    const dk_tensor *x = c->in[0];
+    dk_dtype dt = x->dtype;
+    int64_t C = x->shape[1], nq = (cl_rows(x) + CL_ROWS - 1) / CL_ROWS;
+    double *part = malloc((size_t)(nq + 1) * 2 * (size_t)C * sizeof *part);
+    void *vec = malloc(4 * (size_t)C * dk_dtype_size(dt));
+    bool ok = part && vec;
+    if (ok) {
+        double *tot = part + nq * 2 * C;
+        if (dt == DK_DTYPE_F32)
+            (fwd ? bn_fwd_cl_float : bn_bwd_cl_float)(c, part, tot, vec);
+        else
+            (fwd ? bn_fwd_cl_double : bn_bwd_cl_double)(c, part, tot, vec);
+    }
+    free(part);
+    free(vec);
+    return ok;
+}
+
 /* The kernels index x, y (and g, gx) with one set of run strides: all must
  * have their trailing dims as one unit-stride run. */
 static bool runs_ok(const dkh_kcall *c, int n_t, const dk_tensor *const *t, int64_t *J)
@@ -159,6 +340,8 @@ bool dkh_cpu_batch_norm(const dkh_kcall *c)
 {
     int64_t J;
     const dk_tensor *t[2] = {c->in[0], c->out};
+    if (cl_ok(2, t))
+        return run_cl(c, true);
     if (!runs_ok(c, 2, t, &J))
         return false;
     if (c->out->dtype == DK_DTYPE_F32)
@@ -172,6 +355,8 @@ bool dkh_cpu_batch_norm_bwd(const dkh_kcall *c)
 {
     int64_t J;
     const dk_tensor *t[3] = {c->in[0], c->in[2], c->out};
+    if (cl_ok(3, t))
+        return run_cl(c, false);
     if (!runs_ok(c, 3, t, &J))
         return false;
     if (c->out->dtype == DK_DTYPE_F32)

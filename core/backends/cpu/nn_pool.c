@@ -19,9 +19,8 @@
 #define DKH_CLONES
 #endif
 
-/* The first and one-past-last kernel taps r with 0 <= o*s - p + r*d < n. */
-static void taps(int64_t o, int64_t s, int64_t p, int64_t d, int64_t k, int64_t n, int64_t *r0,
-                 int64_t *r1)
+void dkh_pool_taps(int64_t o, int64_t s, int64_t p, int64_t d, int64_t k, int64_t n,
+                   int64_t *r0, int64_t *r1)
 {
     int64_t start = o * s - p;
     int64_t lo = start >= 0 ? 0 : (-start + d - 1) / d;
@@ -97,10 +96,10 @@ static void avg_window(const dkh_args *a, int64_t H, int64_t W, int64_t oh, int6
             }                                                                                 \
             for (int64_t oh = 0; oh < P; oh++) {                                              \
                 int64_t r0, r1;                                                               \
-                taps(oh, v[2], v[4], v[6], v[0], H, &r0, &r1);                                \
+                dkh_pool_taps(oh, v[2], v[4], v[6], v[0], H, &r0, &r1);                                \
                 for (int64_t ow = 0; ow < Q; ow++) {                                          \
                     int64_t q0, q1;                                                           \
-                    taps(ow, v[3], v[5], v[7], v[1], W, &q0, &q1);                            \
+                    dkh_pool_taps(ow, v[3], v[5], v[7], v[1], W, &q0, &q1);                            \
                     T best = -INFINITY;                                                       \
                     int32_t arg = -1;                                                         \
                     for (int64_t r = r0; r < r1; r++) {                                       \
@@ -232,7 +231,8 @@ static void avg_window(const dkh_args *a, int64_t H, int64_t W, int64_t oh, int6
 POOL_KERNELS(float)
 POOL_KERNELS(double)
 
-/* Every kernel here writes a contiguous output; inputs may have any strides. */
+/* Every kernel here writes a contiguous output (max pooling also a
+ * channels-last one, nn_pool_cl.c); inputs may have any strides. */
 #define DISPATCH(name, t, ...)                                                                \
     do {                                                                                      \
         if ((t)->dtype == DK_DTYPE_F32)                                                       \
@@ -248,11 +248,19 @@ bool dkh_cpu_max_pool2d(const dkh_kcall *c)
 {
     if ((int64_t)c->in[0]->shape[2] * c->in[0]->shape[3] > INT32_MAX)
         return false;
+    if (dkh_is_strictly_channels_last(c->out))
+        return dkh_cpu_max_pool2d_cl(c);
+    if (!dk_tensor_is_contiguous(c->out) || !dk_tensor_is_contiguous(c->aux[0]))
+        return false;
     DISPATCH(maxpool, c->out, c);
 }
 
 bool dkh_cpu_max_pool2d_bwd(const dkh_kcall *c)
 {
+    if (dkh_is_strictly_channels_last(c->out))
+        return dkh_cpu_max_pool2d_bwd_cl(c);
+    if (!dk_tensor_is_contiguous(c->out))
+        return false;
     DISPATCH(maxpool_bwd, c->out, c);
 }
 
