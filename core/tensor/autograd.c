@@ -127,14 +127,21 @@ static dk_status accumulate_leaf(dk_tensor *leaf, dk_tensor *g)
     return dkh_op_run_into(DKH_OP_ADD, &a, 2, in, leaf->grad);
 }
 
+/* Adds g into the gradient a node has received so far. The node owns a
+ * reference to it, so the gradient outlives the scope of the node that made
+ * it and dies as soon as this node's backward has used it. */
 static dk_status accumulate_node(dkh_node *n, dk_tensor *g)
 {
     if (!n->gacc) {
-        n->gacc = g;
+        n->gacc = dk_tensor_retain(g);
         return DK_OK;
     }
-    n->gacc = dk_add(n->gacc, g);
-    return n->gacc ? DK_OK : dk_last_status();
+    dk_tensor *sum = dk_add(n->gacc, g);
+    if (!sum)
+        return dk_last_status();
+    dkh_tensor_unref(n->gacc);
+    n->gacc = dk_tensor_retain(sum);
+    return DK_OK;
 }
 
 typedef struct node_list {
@@ -230,12 +237,17 @@ dk_status dk_backward(dk_tensor *root, dk_tensor *grad, bool retain_graph)
     } else if (!root->grad_fn) {
         st = accumulate_leaf(root, grad);
     } else if ((st = topo_sort(root->grad_fn, &order)) == DK_OK) {
-        root->grad_fn->gacc = grad;
-        /* Reverse post-order: a node runs after every consumer added its part. */
+        root->grad_fn->gacc = dk_tensor_retain(grad);
+        /* Reverse post-order: a node runs after every consumer added its part.
+         * Each node's backward runs in a scope of its own: its temporaries
+         * die when it is done, the gradients it passes on live in their
+         * nodes (or leaves), and its own incoming gradient is dropped. So a
+         * backward holds a few gradients at a time, not one per activation. */
         for (size_t k = order.n; k-- > 0 && st == DK_OK;) {
             dkh_node *n = order.items[k];
             if (!n->gacc)
                 continue;
+            dk_scope_begin();
             const dkh_op_def *def = dkh_op(n->op);
             dk_tensor *gin[DKH_MAX_IN] = {NULL};
             st = def->backward(&n->args, n->in, n->out, n->aux, n->gacc, n->needs, gin);
@@ -255,10 +267,14 @@ dk_status dk_backward(dk_tensor *root, dk_tensor *grad, bool retain_graph)
             }
             if (st != DK_OK)
                 dk_error_prefix("backward of %s", def->name);
+            dkh_tensor_unref(n->gacc);
+            n->gacc = NULL;
+            dk_scope_end();
         }
     }
     for (size_t k = 0; k < order.n; k++) {
         dkh_node *n = order.items[k];
+        dkh_tensor_unref(n->gacc); /* left by a failed backward */
         n->gacc = NULL;
         n->visited = false;
         if (!retain_graph && st == DK_OK) {
