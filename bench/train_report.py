@@ -93,8 +93,8 @@ def main():
              f"`{a.command}`: the shipped configs trained by `dkhost` (data loader, pipeline, "
              "hooks, SGD) for a fixed number of iterations, batch 128, 2 threads, Fashion-MNIST "
              "in memory, beside PyTorch 1.13 training the same model "
-             "(`../shared/peers/torch_bench.py`) and the same step written straight on oneDNN, blocked "
-             "layout (`../shared/peers/ceiling/`, the ceiling). img/s from the median step after 10 warm-up "
+             "(`../shared/peers/torch_bench.py`) and the same step written straight on oneDNN "
+             "(`../shared/peers/ceiling/`, the ceiling, in the layout the notes name). img/s from the median step after 10 warm-up "
              "steps, median over rounds; dkhost's step time includes the data wait. Peak RSS of "
              "the whole process.", "",
              "| model | run | img/s | vs PyTorch f32 default | vs PyTorch best of same precision "
