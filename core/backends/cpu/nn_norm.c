@@ -153,11 +153,20 @@ static int64_t cl_rows(const dk_tensor *x)
     return x->shape[0] * x->shape[2] * x->shape[3];
 }
 
+/* Chunk q of R rows: its first row in *r0, its length returned. */
+static int64_t cl_chunk(int64_t q, int64_t R, int64_t *r0)
+{
+    *r0 = q * CL_ROWS;
+    return R - *r0 < CL_ROWS ? R - *r0 : CL_ROWS;
+}
+
 #define NORM_CL_KERNELS(T)                                                                    \
-    /* part[q][0..C) += sum(x - k), part[q][C..2C) += sum((x - k)^2) over chunk q. */       \
+    /* p[0..C) = sum(x - k), p[C..2C) = sum((x - k)^2) over a chunk. */                     \
     DKH_CLONES static void cl_moments_##T(const T *restrict x, int64_t rows, int64_t C,        \
                                           const T *restrict k, double *restrict p)            \
     {                                                                                         \
+        for (int64_t j = 0; j < 2 * C; j++)                                                   \
+            p[j] = 0;                                                                         \
         for (int64_t r = 0; r < rows; r++)                                                    \
             for (int64_t ch = 0; ch < C; ch++) {                                              \
                 double d = (double)(x[r * C + ch] - k[ch]);                                   \
@@ -173,11 +182,13 @@ static int64_t cl_rows(const dk_tensor *x)
             for (int64_t ch = 0; ch < C; ch++)                                                \
                 y[r * C + ch] = (x[r * C + ch] - m[ch]) * s[ch] + b[ch];                      \
     }                                                                                         \
-    /* part[q][0..C) += sum(g), part[q][C..2C) += sum(g (x - mean)) over chunk q. */        \
+    /* p[0..C) = sum(g), p[C..2C) = sum(g (x - mean)) over a chunk. */                      \
     DKH_CLONES static void cl_gsums_##T(const T *restrict g, const T *restrict x,              \
                                         int64_t rows, int64_t C, const T *restrict m,          \
                                         double *restrict p)                                    \
     {                                                                                         \
+        for (int64_t j = 0; j < 2 * C; j++)                                                   \
+            p[j] = 0;                                                                         \
         for (int64_t r = 0; r < rows; r++)                                                    \
             for (int64_t ch = 0; ch < C; ch++) {                                              \
                 T gv = g[r * C + ch];                                                         \
@@ -215,11 +226,8 @@ static int64_t cl_rows(const dk_tensor *x)
             k[ch] = xb[ch];                                                                   \
         _Pragma("omp parallel for schedule(static) if (R * C >= DKH_CPU_PAR_MIN)")            \
         for (int64_t q = 0; q < nq; q++) {                                                    \
-            int64_t r0 = q * CL_ROWS, n = R - r0 < CL_ROWS ? R - r0 : CL_ROWS;                \
-            double *p = part + q * 2 * C;                                                     \
-            for (int64_t j = 0; j < 2 * C; j++)                                               \
-                p[j] = 0;                                                                     \
-            cl_moments_##T(xb + r0 * C, n, C, k, p);                                          \
+            int64_t r0, n = cl_chunk(q, R, &r0);                                              \
+            cl_moments_##T(xb + r0 * C, n, C, k, part + q * 2 * C);                           \
         }                                                                                     \
         cl_total_##T(part, nq, C, tot);                                                       \
         T *mu = (T *)dkh_base(c->aux[0]), *is = (T *)dkh_base(c->aux[1]);                     \
@@ -240,7 +248,7 @@ static int64_t cl_rows(const dk_tensor *x)
         }                                                                                     \
         _Pragma("omp parallel for schedule(static) if (R * C >= DKH_CPU_PAR_MIN)")            \
         for (int64_t q = 0; q < nq; q++) {                                                    \
-            int64_t r0 = q * CL_ROWS, n = R - r0 < CL_ROWS ? R - r0 : CL_ROWS;                \
+            int64_t r0, n = cl_chunk(q, R, &r0);                                              \
             cl_affine_##T(yb + r0 * C, xb + r0 * C, n, C, m, s, bb);                          \
         }                                                                                     \
     }                                                                                         \
@@ -257,11 +265,8 @@ static int64_t cl_rows(const dk_tensor *x)
             m[ch] = ((const T *)dkh_base(mt))[ch * mt->strides[0]];                           \
         _Pragma("omp parallel for schedule(static) if (R * C >= DKH_CPU_PAR_MIN)")            \
         for (int64_t q = 0; q < nq; q++) {                                                    \
-            int64_t r0 = q * CL_ROWS, n = R - r0 < CL_ROWS ? R - r0 : CL_ROWS;                \
-            double *p = part + q * 2 * C;                                                     \
-            for (int64_t j = 0; j < 2 * C; j++)                                               \
-                p[j] = 0;                                                                     \
-            cl_gsums_##T(gb_ + r0 * C, xb + r0 * C, n, C, m, p);                              \
+            int64_t r0, n = cl_chunk(q, R, &r0);                                              \
+            cl_gsums_##T(gb_ + r0 * C, xb + r0 * C, n, C, m, part + q * 2 * C);               \
         }                                                                                     \
         cl_total_##T(part, nq, C, tot);                                                       \
         double M = (double)R;                                                                 \
@@ -277,7 +282,7 @@ static int64_t cl_rows(const dk_tensor *x)
         }                                                                                     \
         _Pragma("omp parallel for schedule(static) if (R * C >= DKH_CPU_PAR_MIN)")            \
         for (int64_t q = 0; q < nq; q++) {                                                    \
-            int64_t r0 = q * CL_ROWS, n = R - r0 < CL_ROWS ? R - r0 : CL_ROWS;                \
+            int64_t r0, n = cl_chunk(q, R, &r0);                                              \
             cl_gx_##T(ob + r0 * C, gb_ + r0 * C, xb + r0 * C, n, C, m, s, u, t);              \
         }                                                                                     \
     }
