@@ -52,6 +52,12 @@ F1(c_big_slice_odd, dkt_grad_of(IN0, f_slice_odd))
 F1(c_big_relu, dkt_grad_of(IN0, f_relu))
 F1(c_big_add, dkt_grad_of(IN0, f_add_bcast))
 F1(c_big_copy, dk_contiguous(dk_transpose(IN0, 0, 1)))
+/* Pooling-style reductions over (H, W): unit-stride runs per output, and
+ * channels-last (the "cl" pass) whole rows of channels per position. The
+ * amax/amin rows hold NaN (ln of -0.25) in some outputs, not all. */
+F1(c_big_mean_hw, dk_mean(IN0, (int[]){2, 3}, 2, false))
+F1(c_big_amax_hw, dk_amax(dk_ln(dk_add_scalar(IN0, 1.25)), (int[]){2, 3}, 2, true))
+F1(c_big_amin_0, dk_amin(dk_ln(dk_add_scalar(IN0, 1.25)), (int[]){0}, 1, false))
 F1(c_expand, dk_expand(IN0, 3, (int64_t[]){2, -1, -1}))
 F1(c_neg, dk_neg(IN0))
 F1(c_abs, dk_abs(IN0))
@@ -122,6 +128,9 @@ const op_case dkt_cases_core[] = {
     {DKH_OP_RELU, "large_relu", 1, "64,1000|40000", NOGRAD, c_big_relu},
     {DKH_OP_ADD, "large_add_mul", 1, "300,300", NOGRAD, c_big_add},
     {DKH_OP_COPY, "large_copy", 1, "300,300|2,200,90", NOGRAD, c_big_copy},
+    {DKH_OP_SUM, "large_mean_hw", 1, "8,16,7,7|2,300,3,3|3,5,40,40", NOGRAD, c_big_mean_hw},
+    {DKH_OP_AMAX, "large_amax_hw", 1, "8,16,4,4|3,300,2,3", NOGRAD | QUANT, c_big_amax_hw},
+    {DKH_OP_AMIN, "large_amin_dim0", 1, "12,300|12,3,80", NOGRAD | QUANT, c_big_amin_0},
     {DKH_OP_SLICE, "select", 1, "3,4|1,5|2,3,4", 0, c_select},
     {DKH_OP_EXPAND, "expand", 1, "1,3|4,1|1,1|0,2", 0, c_expand},
     {DKH_OP_NEG, "neg", 1, U2 "|s", 0, c_neg},

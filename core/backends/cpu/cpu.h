@@ -44,7 +44,7 @@ bool dkh_cpu_binary(const dkh_kcall *c);
 bool dkh_cpu_copy(const dkh_kcall *c);
 bool dkh_cpu_cast(const dkh_kcall *c); /* f32 <-> bf16, else dkh_cpu_copy (cast_bf16.c) */
 bool dkh_cpu_full(const dkh_kcall *c);
-bool dkh_cpu_reduce(const dkh_kcall *c);
+bool dkh_cpu_reduce(const dkh_kcall *c); /* sum, amax, amin, norm */
 bool dkh_cpu_matmul(const dkh_kcall *c);
 bool dkh_cpu_softmax(const dkh_kcall *c);
 bool dkh_cpu_softmax_bwd(const dkh_kcall *c); /* softmax.c: softmax and log_softmax */

@@ -134,6 +134,7 @@ static void cpu_fill(void)
     b.kernels[DKH_OP_SUM][DKH_FWD] = dkh_cpu_reduce;
     b.kernels[DKH_OP_AMAX][DKH_FWD] = dkh_cpu_reduce;
     b.kernels[DKH_OP_AMIN][DKH_FWD] = dkh_cpu_reduce;
+    b.kernels[DKH_OP_NORM][DKH_FWD] = dkh_cpu_reduce;
     b.kernels[DKH_OP_MATMUL][DKH_FWD] = dkh_dnnl_matmul; /* f32 via oneDNN, else dkh_cpu_matmul */
     b.kernels[DKH_OP_SOFTMAX][DKH_FWD] = dkh_cpu_softmax;
     b.kernels[DKH_OP_LOG_SOFTMAX][DKH_FWD] = dkh_cpu_softmax;

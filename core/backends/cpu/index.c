@@ -340,10 +340,68 @@ bool dkh_cpu_scatter(const dkh_kcall *c)
 
 /* ---- max_dim ---------------------------------------------------------------------------------- */
 
+enum { LANES = 8 };
+
+/* Index of the first extreme of a unit-stride row (the first NaN when there
+ * is one, as the reference). The extreme is found in 8 lanes, which
+ * vectorise, then a second pass finds where it first occurs; -0 and 0 compare
+ * equal, so the first of them is taken, as the reference does. */
+#define ROW_ARGEXT(T)                                                                            \
+    static int64_t row_argext_##T(const T *p, int64_t n, bool mn)                                \
+    {                                                                                            \
+        int64_t i = 0;                                                                           \
+        if (n >= 2 * LANES) {                                                                    \
+            T a[LANES];                                                                          \
+            int bad[LANES];                                                                      \
+            for (int l = 0; l < LANES; l++) {                                                    \
+                a[l] = p[l];                                                                     \
+                bad[l] = p[l] != p[l];                                                           \
+            }                                                                                    \
+            for (i = LANES; i + LANES <= n; i += LANES)                                          \
+                _Pragma("omp simd") for (int l = 0; l < LANES; l++) {                            \
+                    T v = p[i + l];                                                              \
+                    a[l] = (mn ? v < a[l] : v > a[l]) ? v : a[l];                                \
+                    bad[l] |= v != v;                                                            \
+                }                                                                                \
+            T m = a[0];                                                                          \
+            int any = bad[0];                                                                    \
+            for (int l = 1; l < LANES; l++) {                                                    \
+                m = (mn ? a[l] < m : a[l] > m) ? a[l] : m;                                       \
+                any |= bad[l];                                                                   \
+            }                                                                                    \
+            for (; i < n; i++) {                                                                 \
+                m = (mn ? p[i] < m : p[i] > m) ? p[i] : m;                                       \
+                any |= p[i] != p[i];                                                             \
+            }                                                                                    \
+            for (i = 0; i < n; i++)                                                              \
+                if (any ? p[i] != p[i] : p[i] == m)                                              \
+                    return i;                                                                    \
+        }                                                                                        \
+        int64_t best = 0;                                                                        \
+        for (i = 1; i < n; i++) {                                                                \
+            T v = p[i], b = p[best];                                                             \
+            if (b == b && (v != v || (mn ? v < b : v > b)))                                      \
+                best = i;                                                                        \
+        }                                                                                        \
+        return best;                                                                             \
+    }
+
+ROW_ARGEXT(float)
+ROW_ARGEXT(double)
+
 #define MAX_DIM(T)                                                                               \
     static void max_dim_##T(bool mn, int64_t outer, int64_t n, int64_t inner, const T *x, T *y, \
                             int64_t *ix)                                                         \
     {                                                                                            \
+        if (inner == 1) {                                                                        \
+            _Pragma("omp parallel for schedule(static) if (outer * n >= DKH_CPU_PAR_MIN && outer > 1)") \
+            for (int64_t r = 0; r < outer; r++) {                                                \
+                int64_t k = row_argext_##T(x + r * n, n, mn);                                    \
+                y[r] = x[r * n + k];                                                             \
+                ix[r] = k;                                                                       \
+            }                                                                                    \
+            return;                                                                              \
+        }                                                                                        \
         _Pragma("omp parallel for schedule(static) if (outer * n * inner >= DKH_CPU_PAR_MIN && outer > 1)") \
         for (int64_t r = 0; r < outer; r++) {                                                    \
             const T *xr = x + r * n * inner;                                                     \
@@ -356,7 +414,7 @@ bool dkh_cpu_scatter(const dkh_kcall *c)
             for (int64_t k = 1; k < n; k++)                                                      \
                 for (int64_t i = 0; i < inner; i++) {                                            \
                     T v = xr[k * inner + i], b = yr[i];                                          \
-                    if (!isnan(b) && (isnan(v) || (mn ? v < b : v > b))) {                       \
+                    if (b == b && (v != v || (mn ? v < b : v > b))) {                            \
                         yr[i] = v;                                                               \
                         ir[i] = k;                                                               \
                     }                                                                            \
@@ -387,6 +445,233 @@ bool dkh_cpu_max_dim(const dkh_kcall *c)
 }
 
 /* ---- sort, topk --------------------------------------------------------------------------------- */
+
+/* f32 rows are sorted as packed words: the value's order key in the high 32
+ * bits, its index in the low 32. The words are distinct and their order is
+ * the stable order (equal keys by index), so any sort or selection of the
+ * words, stable or not, gives the reference's result, moving 8 bytes per
+ * element. Whole rows use an LSD radix sort on the key; topk narrows the row
+ * to about k words with a histogram of the keys, selects the k smallest
+ * (quickselect) and sorts only those. f64 rows, whose keys need all 64 bits,
+ * keep a stable merge sort of (value, index) pairs. */
+
+/* Unsigned key in the order of sort's comparison: NaN above every number
+ * (all NaNs equal), -0 equal to 0; descending reverses it. */
+static inline uint32_t f32_key(float v, bool desc)
+{
+    uint32_t u;
+    if (v == 0)
+        v = 0; /* -0 sorts as 0 */
+    memcpy(&u, &v, sizeof u);
+    if (v != v)
+        u = 0xffffffffu;
+    else
+        u = (u & 0x80000000u) ? ~u : u | 0x80000000u;
+    return desc ? ~u : u;
+}
+
+static void insertion_sort(uint64_t *a, int64_t n)
+{
+    for (int64_t i = 1; i < n; i++) {
+        uint64_t v = a[i];
+        int64_t j = i;
+        for (; j > 0 && a[j - 1] > v; j--)
+            a[j] = a[j - 1];
+        a[j] = v;
+    }
+}
+
+static void sift_down(uint64_t *a, int64_t i, int64_t n)
+{
+    uint64_t v = a[i];
+    for (int64_t c; (c = 2 * i + 1) < n; i = c) {
+        if (c + 1 < n && a[c + 1] > a[c])
+            c++;
+        if (a[c] <= v)
+            break;
+        a[i] = a[c];
+    }
+    a[i] = v;
+}
+
+/* The fallback that bounds quicksort's and quickselect's worst case. */
+static void heap_sort(uint64_t *a, int64_t n)
+{
+    for (int64_t i = n / 2 - 1; i >= 0; i--)
+        sift_down(a, i, n);
+    for (int64_t e = n - 1; e > 0; e--) {
+        uint64_t t = a[0];
+        a[0] = a[e];
+        a[e] = t;
+        sift_down(a, 0, e);
+    }
+}
+
+/* Hoare partition of distinct words a[0, n), n >= 3, around the median of
+ * three: returns m, 0 < m < n, with a[< m] <= pivot <= a[>= m]. An element
+ * below and one above the pivot exist, so neither side is empty, and each
+ * scan stops at the pivot or at an element swapped behind it. */
+static int64_t split_at_pivot(uint64_t *a, int64_t n)
+{
+    uint64_t x = a[0], y = a[n / 2], z = a[n - 1];
+    uint64_t p = x < y ? (y < z ? y : x < z ? z : x) : (x < z ? x : y < z ? z : y);
+    int64_t i = -1, j = n;
+    for (;;) {
+        do
+            i++;
+        while (a[i] < p);
+        do
+            j--;
+        while (a[j] > p);
+        if (i >= j)
+            return j + 1;
+        uint64_t t = a[i];
+        a[i] = a[j];
+        a[j] = t;
+    }
+}
+
+static int depth_limit(int64_t n)
+{
+    int d = 0;
+    while (n > 1) {
+        n >>= 1;
+        d += 2;
+    }
+    return d;
+}
+
+static void intro_sort(uint64_t *a, int64_t n, int depth)
+{
+    while (n > 16) {
+        if (depth-- == 0) {
+            heap_sort(a, n);
+            return;
+        }
+        int64_t m = split_at_pivot(a, n);
+        /* Recurse into the smaller side: the stack stays O(log n). */
+        if (m < n - m) {
+            intro_sort(a, m, depth);
+            a += m;
+            n -= m;
+        } else {
+            intro_sort(a + m, n - m, depth);
+            n = m;
+        }
+    }
+    insertion_sort(a, n);
+}
+
+/* Moves the k smallest words of a[0, n) to a[0, k), 0 < k < n, in any order. */
+static void select_smallest(uint64_t *a, int64_t n, int64_t k)
+{
+    int depth = depth_limit(n);
+    while (n > 16) {
+        if (depth-- == 0) {
+            heap_sort(a, n);
+            return;
+        }
+        int64_t m = split_at_pivot(a, n);
+        if (m == k)
+            return;
+        if (m > k) {
+            n = m;
+        } else {
+            a += m;
+            n -= m;
+            k -= m;
+        }
+    }
+    insertion_sort(a, n);
+}
+
+/* LSD radix sort of a[0, n) by the high 32 bits (11 + 11 + 10 bit digits),
+ * using b as the second buffer; returns the buffer holding the result. Each
+ * pass is stable, so words with equal keys keep their (index) order. A digit
+ * every word shares is skipped. */
+static uint64_t *radix_sort_keys(uint64_t *a, uint64_t *b, int64_t n)
+{
+    enum { BITS = 11, BINS = 1 << BITS, PASSES = 3 };
+    uint32_t cnt[PASSES][BINS];
+    memset(cnt, 0, sizeof cnt);
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t k = (uint32_t)(a[i] >> 32);
+        cnt[0][k & (BINS - 1)]++;
+        cnt[1][(k >> BITS) & (BINS - 1)]++;
+        cnt[2][k >> (2 * BITS)]++;
+    }
+    for (int p = 0; p < PASSES; p++) {
+        int shift = 32 + p * BITS;
+        uint32_t *c = cnt[p];
+        if (c[(a[0] >> shift) & (BINS - 1)] == (uint32_t)n)
+            continue;
+        uint32_t at = 0;
+        for (int d = 0; d < BINS; d++) {
+            uint32_t t = c[d];
+            c[d] = at;
+            at += t;
+        }
+        for (int64_t i = 0; i < n; i++)
+            b[c[(a[i] >> shift) & (BINS - 1)]++] = a[i];
+        uint64_t *t = a;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+/* Moves the k smallest words of a[0, n), 0 < k < n, to the front of a or b
+ * (in any order) and returns which. A histogram of the keys' top 11 bits
+ * finds the bucket holding the k-th smallest; only the words up to that
+ * bucket (about k plus one bucket) go on to the quickselect. */
+static uint64_t *top_words(uint64_t *a, uint64_t *b, int64_t n, int64_t k)
+{
+    enum { SHIFT = 64 - 11, BINS = 1 << 11 };
+    uint32_t cnt[BINS];
+    memset(cnt, 0, sizeof cnt);
+    for (int64_t i = 0; i < n; i++)
+        cnt[a[i] >> SHIFT]++;
+    int64_t below = 0;
+    uint64_t t = 0;
+    while (below + cnt[t] < k)
+        below += cnt[t++];
+    int64_t m = below + cnt[t];
+    if (m == n) {
+        select_smallest(a, n, k);
+        return a;
+    }
+    int64_t j = 0;
+    for (int64_t i = 0; i < n; i++) {
+        b[j] = a[i];
+        j += (a[i] >> SHIFT) <= t;
+    }
+    if (m > k)
+        select_smallest(b, m, k);
+    return b;
+}
+
+/* One f32 row: x[k * xs], k < n, to its first keep indices in order at
+ * o[k * os]. a and b hold n words each. */
+static void sort_row_f32(const float *x, int64_t xs, int64_t n, int64_t keep, bool desc,
+                         uint64_t *a, uint64_t *b, int64_t *o, int64_t os)
+{
+    for (int64_t k = 0; k < n; k++)
+        a[k] = (uint64_t)f32_key(x[k * xs], desc) << 32 | (uint64_t)k;
+    uint64_t *res = a;
+    /* Selection pays while the kept part is small; radix beyond a few
+     * hundred elements, where its fixed cost is spread thin. */
+    if (keep < n && keep <= n / 4) {
+        if (keep > 0)
+            res = top_words(a, b, n, keep);
+        intro_sort(res, keep, depth_limit(keep));
+    } else if (n < 512) {
+        intro_sort(a, n, depth_limit(n));
+    } else {
+        res = radix_sort_keys(a, b, n);
+    }
+    for (int64_t k = 0; k < keep; k++)
+        o[k * os] = (int64_t)(uint32_t)res[k];
+}
 
 static inline bool before(double a, double b, bool desc)
 {
@@ -433,6 +718,8 @@ static int merge_sort(double *k1, int64_t *i1, double *k2, int64_t *i2, int64_t 
     return which;
 }
 
+/* sort and topk: in = {x}; out = the first keep indices of each row along
+ * dim d in order; aux = the op's scratch (2 keys and 2 indices per element). */
 bool dkh_cpu_sort(const dkh_kcall *c)
 {
     const dk_tensor *x = c->in[0];
@@ -448,22 +735,28 @@ bool dkh_cpu_sort(const dkh_kcall *c)
     int64_t xs = x->strides[d], os = o->strides[d];
     double *kbuf = (double *)dkh_base(c->aux[0]);
     int64_t *ibuf = (int64_t *)dkh_base(c->aux[1]);
-    bool f32 = x->dtype == DK_DTYPE_F32;
-#pragma omp parallel for schedule(dynamic, 16) if (rows * n >= DKH_CPU_PAR_MIN && rows > 1)
+    bool packed = x->dtype == DK_DTYPE_F32 && n <= (int64_t)UINT32_MAX;
+    /* Rows cost alike: a static split balances them. */
+#pragma omp parallel for schedule(static) if (rows * n >= DKH_CPU_PAR_MIN && rows > 1)
     for (int64_t r = 0; r < rows; r++) {
         int64_t xb = dkh_offset_of(r, x->ndim, shape, x->strides);
-        int64_t ob = dkh_offset_of(r, o->ndim, shape, o->strides);
+        int64_t *orow = (int64_t *)dkh_base(o) + dkh_offset_of(r, o->ndim, shape, o->strides);
         double *k1 = kbuf + 2 * r * n, *k2 = k1 + n;
+        if (packed) {
+            /* The key buffer's 2n doubles hold the row's 2n words. */
+            sort_row_f32((const float *)dkh_base(x) + xb, xs, n, keep, desc, (uint64_t *)k1,
+                         (uint64_t *)k2, orow, os);
+            continue;
+        }
         int64_t *i1 = ibuf + 2 * r * n, *i2 = i1 + n;
         for (int64_t k = 0; k < n; k++) {
-            k1[k] = f32 ? (double)((const float *)dkh_base(x))[xb + k * xs]
-                        : ((const double *)dkh_base(x))[xb + k * xs];
+            k1[k] = x->dtype == DK_DTYPE_F32 ? (double)((const float *)dkh_base(x))[xb + k * xs]
+                                             : ((const double *)dkh_base(x))[xb + k * xs];
             i1[k] = k;
         }
         int64_t *res = merge_sort(k1, i1, k2, i2, n, desc) ? i2 : i1;
-        int64_t *ob_ = (int64_t *)dkh_base(o) + ob;
         for (int64_t k = 0; k < keep; k++)
-            ob_[k * os] = res[k];
+            orow[k * os] = res[k];
     }
     return true;
 }

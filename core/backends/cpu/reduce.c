@@ -1,13 +1,26 @@
-/* core/backends/cpu/reduce.c — fast f32/f64 sum, amax, amin.
+/* core/backends/cpu/reduce.c — fast f32/f64 sum, amax, amin and the L2 norm.
  *
- * Outputs are independent, so they are split across threads; each walks its
- * reduced sub-block with the innermost reduced dim as the inner loop (unit
- * stride when the reduction is over trailing dims, the common case). Sums
- * accumulate in double, which keeps f32 results within rounding of the
- * reference. A reduction to a single value splits the reduced range instead,
- * into chunks fixed by the shape alone whose partial sums are added in chunk
- * order: the bits never depend on the thread count (dk_set_deterministic's
- * promise), at no cost, since the chunks are as parallel as the threads.
+ * The input's dims are first sorted into kept and reduced lists, merging
+ * neighbours of the same kind that are contiguous with each other, so a mean
+ * over (H, W) is one run of H * W per output. Then one of four loops runs:
+ *
+ *   short unit-stride runs, one per output (a plain (N, C, 7, 7) reduced
+ *     over H, W): 8 outputs side by side, each in the reference's order;
+ *   longer unit-stride runs (a plain tensor reduced over trailing dims):
+ *     each output reduces its run in 8 fixed lanes, which vectorise; the
+ *     lanes are combined in a fixed order, so the bits depend on the shape
+ *     alone;
+ *   kept run is unit-stride (a channels-last (N, C, H, W) reduced over H, W,
+ *     or a plain tensor over a leading dim): a block of neighbouring outputs
+ *     is accumulated together, one whole row of them per reduced position,
+ *     in the reference kernel's order;
+ *   anything else: each output walks its reduced sub-block.
+ *
+ * Sums (and the norm's sum of squares) accumulate in double, which keeps f32
+ * results within rounding of the reference. Outputs are split across threads;
+ * a reduction to a single value splits the reduced range instead, into chunks
+ * fixed by the shape alone whose partial sums are added in chunk order: the
+ * bits never depend on the thread count (dk_set_deterministic's promise).
  */
 #include "cpu.h"
 
@@ -18,31 +31,97 @@ typedef struct red {
     int64_t ks[DK_MAX_DIMS], kst[DK_MAX_DIMS], rs[DK_MAX_DIMS], rst[DK_MAX_DIMS];
 } red;
 
+enum { LANES = 8, SUM_LANES = 16 };
+
+/* Reductions of one run of n elements at stride s. Sums take 16 lanes of
+ * double when the run is unit-stride (four AVX2 vectors: enough independent
+ * chains to hide the add latency); the lanes are combined in a fixed order,
+ * so the result depends on n alone. The extremes take 8 lanes of T and
+ * return the first NaN if there is one, as the reference does. */
+#define ROW_KERNELS(T)                                                                         \
+    static double row_sum_##T(const T *p, int64_t n, int64_t s, bool sq)                       \
+    {                                                                                          \
+        double t = 0;                                                                          \
+        int64_t i = 0;                                                                         \
+        if (s == 1 && n >= SUM_LANES) {                                                        \
+            /* The lanes start from the first elements: zeroing them costs a                   \
+             * memset call where rows are short. */                                            \
+            double a[SUM_LANES];                                                               \
+            if (sq) {                                                                          \
+                _Pragma("omp simd") for (int l = 0; l < SUM_LANES; l++)                        \
+                    a[l] = (double)p[l] * p[l];                                                \
+                for (i = SUM_LANES; i + SUM_LANES <= n; i += SUM_LANES)                        \
+                    _Pragma("omp simd") for (int l = 0; l < SUM_LANES; l++)                    \
+                        a[l] += (double)p[i + l] * p[i + l];                                   \
+            } else {                                                                           \
+                _Pragma("omp simd") for (int l = 0; l < SUM_LANES; l++)                        \
+                    a[l] = p[l];                                                               \
+                for (i = SUM_LANES; i + SUM_LANES <= n; i += SUM_LANES)                        \
+                    _Pragma("omp simd") for (int l = 0; l < SUM_LANES; l++)                    \
+                        a[l] += p[i + l];                                                      \
+            }                                                                                  \
+            for (int l = 0; l < SUM_LANES / 2; l++)                                            \
+                a[l] += a[l + SUM_LANES / 2];                                                  \
+            t = ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));             \
+        }                                                                                      \
+        for (; i < n; i++) {                                                                   \
+            double v = p[i * s];                                                               \
+            t += sq ? v * v : v;                                                               \
+        }                                                                                      \
+        return t;                                                                              \
+    }                                                                                          \
+    static double row_ext_##T(const T *p, int64_t n, int64_t s, bool mx, double acc)           \
+    {                                                                                          \
+        int64_t i = 0;                                                                         \
+        if (s == 1 && n >= 2 * LANES) {                                                        \
+            T a[LANES];                                                                        \
+            int bad[LANES];                                                                    \
+            _Pragma("omp simd") for (int l = 0; l < LANES; l++) {                              \
+                a[l] = p[l];                                                                   \
+                bad[l] = p[l] != p[l];                                                         \
+            }                                                                                  \
+            for (i = LANES; i + LANES <= n; i += LANES)                                        \
+                _Pragma("omp simd") for (int l = 0; l < LANES; l++) {                          \
+                    T v = p[i + l];                                                            \
+                    a[l] = (mx ? v > a[l] : v < a[l]) ? v : a[l];                              \
+                    bad[l] |= v != v;                                                          \
+                }                                                                              \
+            int any = 0;                                                                       \
+            for (int l = 0; l < LANES; l++) {                                                  \
+                any |= bad[l];                                                                 \
+                acc = (mx ? a[l] > acc : a[l] < acc) ? a[l] : acc;                             \
+            }                                                                                  \
+            if (any) /* rare: find the first NaN */                                            \
+                i = 0;                                                                         \
+        }                                                                                      \
+        for (; i < n; i++) {                                                                   \
+            double v = p[i * s];                                                               \
+            if (isnan(v))                                                                      \
+                return v;                                                                      \
+            acc = (mx ? v > acc : v < acc) ? v : acc;                                          \
+        }                                                                                      \
+        return acc;                                                                            \
+    }
+
+ROW_KERNELS(float)
+ROW_KERNELS(double)
+
 #define REDUCE_BLOCK(T)                                                                       \
     static double reduce_block_##T(dkh_op_id op, const T *x, const red *r, int64_t lo,         \
                                    int64_t hi)                                                 \
     {                                                                                          \
-        /* Rows of the innermost reduced dim, in [lo, hi) of the outer reduced index. */       \
+        /* Runs of the innermost reduced dim, in [lo, hi) of the outer reduced index. */       \
         int64_t n = r->nr ? r->rs[r->nr - 1] : 1, s = r->nr ? r->rst[r->nr - 1] : 1;          \
-        double acc = op == DKH_OP_SUM ? 0 : op == DKH_OP_AMIN ? INFINITY : -INFINITY;          \
+        bool sum = op == DKH_OP_SUM || op == DKH_OP_NORM;                                      \
+        double acc = sum ? 0 : op == DKH_OP_AMIN ? INFINITY : -INFINITY;                       \
         for (int64_t q = lo; q < hi; q++) {                                                    \
             const T *p = x + dkh_offset_of(q, r->nr - 1, r->rs, r->rst);                       \
-            if (op == DKH_OP_SUM) {                                                            \
-                double t = 0;                                                                  \
-                if (s == 1)                                                                    \
-                    for (int64_t i = 0; i < n; i++)                                            \
-                        t += p[i];                                                             \
-                else                                                                           \
-                    for (int64_t i = 0; i < n; i++)                                            \
-                        t += p[i * s];                                                         \
-                acc += t;                                                                      \
+            if (sum) {                                                                         \
+                acc += row_sum_##T(p, n, s, op == DKH_OP_NORM);                                \
             } else {                                                                           \
-                for (int64_t i = 0; i < n; i++) {                                              \
-                    double v = p[i * s];                                                       \
-                    if (isnan(v))                                                              \
-                        return v;                                                              \
-                    acc = op == DKH_OP_AMAX ? (v > acc ? v : acc) : (v < acc ? v : acc);       \
-                }                                                                              \
+                acc = row_ext_##T(p, n, s, op == DKH_OP_AMAX, acc);                            \
+                if (isnan(acc))                                                                \
+                    return acc;                                                                \
             }                                                                                  \
         }                                                                                      \
         return acc;                                                                            \
@@ -51,37 +130,101 @@ typedef struct red {
 REDUCE_BLOCK(float)
 REDUCE_BLOCK(double)
 
+/* The kept-run loop: outputs [c0, c0 + w) of kept block q (its elements at
+ * x + c, unit stride) accumulated over every reduced position in order. */
+enum { COLS = 256 };
+#define KEPT_RUN(T)                                                                            \
+    static void kept_run_##T(dkh_op_id op, const T *x, const red *r, int64_t nred, int64_t w,  \
+                             T *y)                                                             \
+    {                                                                                          \
+        double acc[COLS];                                                                      \
+        bool sum = op == DKH_OP_SUM || op == DKH_OP_NORM, sq = op == DKH_OP_NORM;              \
+        bool mx = op == DKH_OP_AMAX;                                                           \
+        for (int64_t c = 0; c < w; c++)                                                        \
+            acc[c] = sum ? 0 : mx ? -INFINITY : INFINITY;                                      \
+        for (int64_t q = 0; q < nred; q++) {                                                   \
+            const T *p = x + dkh_offset_of(q, r->nr, r->rs, r->rst);                           \
+            if (sq) {                                                                          \
+                for (int64_t c = 0; c < w; c++)                                                \
+                    acc[c] += (double)p[c] * p[c];                                             \
+            } else if (sum) {                                                                  \
+                for (int64_t c = 0; c < w; c++)                                                \
+                    acc[c] += p[c];                                                            \
+            } else {                                                                           \
+                /* A NaN sticks: nothing compares above or below it. */                        \
+                for (int64_t c = 0; c < w; c++) {                                              \
+                    double v = p[c], a = acc[c];                                               \
+                    acc[c] = (a == a && (v != v || (mx ? v > a : v < a))) ? v : a;             \
+                }                                                                              \
+            }                                                                                  \
+        }                                                                                      \
+        for (int64_t c = 0; c < w; c++)                                                        \
+            y[c] = (T)(sq ? sqrt(acc[c]) : acc[c]);                                            \
+    }
+
+KEPT_RUN(float)
+KEPT_RUN(double)
+
+/* The short-run loop: runs of n <= SHORT unit-stride elements, one per
+ * output, the outputs' runs kst apart. Lanes within a run would cost more in
+ * combining than they save, so 8 outputs are reduced side by side instead,
+ * each in the reference's sequential order: 8 independent chains. */
+enum { SHORT = 64, SIDE = 8 };
+#define SHORT_RUNS(T)                                                                          \
+    static void short_runs_##T(dkh_op_id op, const T *x, int64_t kst, int64_t n, int64_t o0,   \
+                               int64_t o1, T *y)                                               \
+    {                                                                                          \
+        bool sum = op == DKH_OP_SUM || op == DKH_OP_NORM, sq = op == DKH_OP_NORM;              \
+        bool mx = op == DKH_OP_AMAX;                                                           \
+        double init = sum ? 0 : mx ? -INFINITY : INFINITY;                                     \
+        for (int64_t o = o0; o < o1; o += SIDE) {                                              \
+            int w = o1 - o < SIDE ? (int)(o1 - o) : SIDE;                                      \
+            double acc[SIDE];                                                                  \
+            const T *p[SIDE];                                                                  \
+            for (int j = 0; j < SIDE; j++) {                                                   \
+                acc[j] = init;                                                                 \
+                p[j] = x + (o + (j < w ? j : 0)) * kst;                                        \
+            }                                                                                  \
+            if (sq) {                                                                          \
+                for (int64_t i = 0; i < n; i++)                                                \
+                    for (int j = 0; j < SIDE; j++)                                             \
+                        acc[j] += (double)p[j][i] * p[j][i];                                   \
+            } else if (sum) {                                                                  \
+                for (int64_t i = 0; i < n; i++)                                                \
+                    for (int j = 0; j < SIDE; j++)                                             \
+                        acc[j] += p[j][i];                                                     \
+            } else {                                                                           \
+                for (int64_t i = 0; i < n; i++)                                                \
+                    for (int j = 0; j < SIDE; j++) {                                           \
+                        double v = p[j][i], a = acc[j];                                        \
+                        acc[j] = (a == a && (v != v || (mx ? v > a : v < a))) ? v : a;         \
+                    }                                                                          \
+            }                                                                                  \
+            for (int j = 0; j < w; j++)                                                        \
+                y[o + j] = (T)(sq ? sqrt(acc[j]) : acc[j]);                                    \
+        }                                                                                      \
+    }
+
+SHORT_RUNS(float)
+SHORT_RUNS(double)
+
 static double block(dk_dtype dt, dkh_op_id op, const char *x, const red *r, int64_t lo, int64_t hi)
 {
     return dt == DK_DTYPE_F32 ? reduce_block_float(op, (const float *)x, r, lo, hi)
                               : reduce_block_double(op, (const double *)x, r, lo, hi);
 }
 
-bool dkh_cpu_reduce(const dkh_kcall *c)
+/* Splits x's dims into r's kept and reduced lists; merge: see the top. */
+static void split(const dk_tensor *x, const dkh_args *a, bool merge, red *r)
 {
-    const dk_tensor *x = c->in[0];
-    dk_dtype dt = x->dtype;
-    if ((dt != DK_DTYPE_F32 && dt != DK_DTYPE_F64) || c->out->dtype != dt)
-        return false;
-    red r = {0, 0, {0}, {0}, {0}, {0}};
-    int64_t nout = 1;
-    for (int d = 0; d < x->ndim; d++)
-        if (!c->args->v[d])
-            nout *= x->shape[d];
-    /* With several outputs, neighbouring dims of the same kind that are
-     * contiguous with each other merge (and size-1 dims drop), so a mean over
-     * (H, W) is one unit-stride run per output instead of H runs of W found
-     * by division. A reduction to one value keeps its dims: its chunks, and
-     * so its bits, are fixed by the shape as given. */
-    bool merge = nout > 1;
     int prev = -1; /* kind of the last dim kept in a list: 1 reduced, 0 kept */
     for (int d = 0; d < x->ndim; d++) {
         int64_t n = x->shape[d], st = x->strides[d];
-        int kind = c->args->v[d] != 0;
+        int kind = a->v[d] != 0;
         if (merge && n == 1)
             continue;
-        int64_t *sh = kind ? r.rs : r.ks, *sst = kind ? r.rst : r.kst;
-        int *cnt = kind ? &r.nr : &r.nk;
+        int64_t *sh = kind ? r->rs : r->ks, *sst = kind ? r->rst : r->kst;
+        int *cnt = kind ? &r->nr : &r->nk;
         if (merge && prev == kind && sst[*cnt - 1] == st * n) {
             sh[*cnt - 1] *= n;
             sst[*cnt - 1] = st;
@@ -91,6 +234,43 @@ bool dkh_cpu_reduce(const dkh_kcall *c)
         sst[(*cnt)++] = st;
         prev = kind;
     }
+}
+
+/* The kept-run loop over all outputs: (outer, K) of them, K the kept run. */
+static void reduce_kept_run(dk_dtype dt, dkh_op_id op, const char *xb, const red *r, int64_t nred,
+                            char *ob)
+{
+    int64_t K = r->ks[r->nk - 1], outer = dkh_numel(r->nk - 1, r->ks);
+    int64_t pieces = (K + COLS - 1) / COLS, units = outer * pieces;
+    size_t es = dk_dtype_size(dt);
+#pragma omp parallel for schedule(static) if (outer * K * nred >= DKH_CPU_PAR_MIN && units > 1)
+    for (int64_t u = 0; u < units; u++) {
+        int64_t q = u / pieces, c0 = (u % pieces) * COLS;
+        int64_t w = K - c0 < COLS ? K - c0 : COLS;
+        const char *x = xb + (dkh_offset_of(q, r->nk - 1, r->ks, r->kst) + c0) * (int64_t)es;
+        char *y = ob + (q * K + c0) * (int64_t)es;
+        if (dt == DK_DTYPE_F32)
+            kept_run_float(op, (const float *)x, r, nred, w, (float *)y);
+        else
+            kept_run_double(op, (const double *)x, r, nred, w, (double *)y);
+    }
+}
+
+/* SUM, AMAX, AMIN, NORM: in = {x}; v[d] marks reduced dims; out contiguous. */
+bool dkh_cpu_reduce(const dkh_kcall *c)
+{
+    const dk_tensor *x = c->in[0];
+    dk_dtype dt = x->dtype;
+    if ((dt != DK_DTYPE_F32 && dt != DK_DTYPE_F64) || c->out->dtype != dt)
+        return false;
+    int64_t nout = 1;
+    for (int d = 0; d < x->ndim; d++)
+        if (!c->args->v[d])
+            nout *= x->shape[d];
+    /* A reduction to one value keeps its dims: its chunks, and so its bits,
+     * are fixed by the shape as given. */
+    red r = {0, 0, {0}, {0}, {0}, {0}};
+    split(x, c->args, nout > 1, &r);
     int64_t nred = dkh_numel(r.nr, r.rs);
     int64_t outer = r.nr ? nred / (r.rs[r.nr - 1] ? r.rs[r.nr - 1] : 1) : 1;
     if (nred == 0)
@@ -99,7 +279,8 @@ bool dkh_cpu_reduce(const dkh_kcall *c)
     size_t es = dk_dtype_size(dt);
     char *ob = dkh_base(c->out);
     dkh_op_id op = c->op;
-    if (nout == 1 && op == DKH_OP_SUM && outer > 1 && nred >= DKH_CPU_PAR_MIN) {
+    bool sum = op == DKH_OP_SUM || op == DKH_OP_NORM;
+    if (nout == 1 && sum && outer > 1 && nred >= DKH_CPU_PAR_MIN) {
         /* An OpenMP reduction would add per-thread partials, so the result
          * would change with the thread count. */
         enum { CHUNKS = 64 };
@@ -111,13 +292,36 @@ bool dkh_cpu_reduce(const dkh_kcall *c)
         double acc = 0;
         for (int64_t k = 0; k < nch; k++)
             acc += part[k];
-        dkh_store(ob, dt, 0, acc);
+        dkh_store(ob, dt, 0, op == DKH_OP_NORM ? sqrt(acc) : acc);
+        return true;
+    }
+    if (nout > 1 && nred > 0 && r.nk > 0 && r.nr > 0 && r.kst[r.nk - 1] == 1 &&
+        r.rst[r.nr - 1] != 1) {
+        reduce_kept_run(dt, op, xb, &r, nred, ob);
+        return true;
+    }
+    if (nout >= SIDE && r.nk == 1 && r.nr == 1 && r.rst[0] == 1 && nred <= SHORT) {
+        /* Blocks of outputs fixed by the shape; a thread takes whole blocks. */
+        int64_t blocks = (nout + 255) / 256;
+#pragma omp parallel for schedule(static) if (nout * nred >= DKH_CPU_PAR_MIN && blocks > 1)
+        for (int64_t b = 0; b < blocks; b++) {
+            int64_t o0 = b * 256, o1 = o0 + 256 < nout ? o0 + 256 : nout;
+            if (dt == DK_DTYPE_F32)
+                short_runs_float(op, (const float *)xb, r.kst[0], nred, o0, o1, (float *)ob);
+            else
+                short_runs_double(op, (const double *)xb, r.kst[0], nred, o0, o1, (double *)ob);
+        }
         return true;
     }
 #pragma omp parallel for schedule(static) if (nout * nred >= DKH_CPU_PAR_MIN && nout > 1)
     for (int64_t o = 0; o < nout; o++) {
-        const char *base = xb + dkh_offset_of(o, r.nk, r.ks, r.kst) * (int64_t)es;
-        dkh_store(ob, dt, o, block(dt, op, base, &r, 0, outer));
+        int64_t at = r.nk == 1 ? o * r.kst[0] : dkh_offset_of(o, r.nk, r.ks, r.kst);
+        double v = block(dt, op, xb + at * (int64_t)es, &r, 0, outer);
+        v = op == DKH_OP_NORM ? sqrt(v) : v;
+        if (dt == DK_DTYPE_F32)
+            ((float *)ob)[o] = (float)v;
+        else
+            ((double *)ob)[o] = v;
     }
     return true;
 }
