@@ -93,6 +93,12 @@
     X(r20_shortcut_a, slice, "(128,16,28,28)[:,:,::2,::2] copy", GBPS,                       \
       1.25 * F4 * 128 * 16 * 784, 1.25 * F4 * 128 * 16 * 784, "128,16,28,28",               \
       dk_contiguous(dk_slice(dk_slice(IN0, 2, 0, 28, 2), 3, 0, 28, 2)))                      \
+    /* The same on a channels-last input, as it arrives in training: the leaf is  \
+     * (N, H, W, C) and the permuted view (N, C, H, W) with strides (HWC, 1, WC, C). */    \
+    X(r20_shortcut_a_cl, slice, "(128,16,28,28) channels-last [:,:,::2,::2] copy", GBPS,     \
+      1.25 * F4 * 128 * 16 * 784, 1.25 * F4 * 128 * 16 * 784, "128,28,28,16",                \
+      dk_contiguous(dk_slice(dk_slice(dk_permute(IN0, 4, (int[]){0, 3, 1, 2}), 2, 0, 28, 2), \
+                             3, 0, 28, 2)))                                                  \
     X(r20_fc, linear, "x(128,64) w(10,64)+b", GFLOPS, MM(128, 64, 10), 2 * MM(128, 64, 10),  \
       "128,64;10,64;10", dk_linear(IN0, IN1, IN2))                                           \
     /* Classifier heads, detectors and segmentation: losses, softmax, indexing, resampling */ \

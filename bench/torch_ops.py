@@ -63,6 +63,8 @@ ROWS = {
     "r20_add16": (lambda: (r(128, 16, 28, 28), r(128, 16, 28, 28)), torch.add),
     "r20_avgpool": (lambda: (r(128, 64, 7, 7),), lambda x: x.mean((2, 3))),
     "r20_shortcut_a": (lambda: (r(128, 16, 28, 28),), lambda x: x[:, :, ::2, ::2].contiguous()),
+    "r20_shortcut_a_cl": (lambda: (torch.randn(128, 16, 28, 28).contiguous(memory_format=torch.channels_last)
+                                   .requires_grad_(),), lambda x: x[:, :, ::2, ::2].contiguous()),
     "r20_fc": (lambda: (r(128, 64), r(10, 64), r(10)), F.linear),
     "cls_xent_64x1000": (lambda: (r(64, 1000), torch.randint(0, 1000, (64,))), F.cross_entropy),
     "cls_xent_256x1000": (lambda: (r(256, 1000), torch.randint(0, 1000, (256,))), F.cross_entropy),

@@ -282,6 +282,38 @@ static dk_tensor *f_pad_mixed(dk_tensor *x)
 }
 F1(c_big_pad, dkt_grad_of(IN0, f_pad_channels))
 F1(c_big_pad_mixed, dkt_grad_of(IN0, f_pad_mixed))
+/* Reflect and replicate: border elements read twice or more, so the
+ * backward sums several gradient elements into one. */
+static dk_tensor *f_pad_reflect(dk_tensor *x)
+{
+    return dk_pad(x, (int64_t[]){1, 1, 1, 1}, 4, DK_PAD_REFLECT, 0);
+}
+static dk_tensor *f_pad_replicate(dk_tensor *x)
+{
+    return dk_pad(x, (int64_t[]){2, 3, 1, 0, 1, 1}, 6, DK_PAD_REPLICATE, 0);
+}
+/* The option-A shortcut whole: x[:, :, ::2, ::2] made contiguous (a tiled
+ * copy; channels-last in the "cl" pass), then zero channels. */
+static dk_tensor *f_shortcut_a(dk_tensor *x)
+{
+    dk_tensor *s = dk_slice(dk_slice(x, 2, 0, INT64_MAX, 2), 3, 0, INT64_MAX, 2);
+    return dk_pad(dk_contiguous(s), (int64_t[]){0, 0, 0, 0, 4, 4}, 6, DK_PAD_CONSTANT, 0);
+}
+/* Nearest backward: windows of 2 x 2; then rows no output reads (17 of
+ * 24) and columns read once or twice (50 of 24). */
+static dk_tensor *f_nearest_x2(dk_tensor *x)
+{
+    return dk_interpolate(x, NULL, (double[]){2, 2}, DK_INTERP_NEAREST, false);
+}
+static dk_tensor *f_nearest_odd(dk_tensor *x)
+{
+    return dk_interpolate(x, (int64_t[]){17, 50}, NULL, DK_INTERP_NEAREST, false);
+}
+F1(c_big_pad_reflect, dkt_grad_of(IN0, f_pad_reflect))
+F1(c_big_pad_replicate, dkt_grad_of(IN0, f_pad_replicate))
+F1(c_big_shortcut_a, dkt_grad_of(IN0, f_shortcut_a))
+F1(c_big_nearest_x2, dkt_grad_of(IN0, f_nearest_x2))
+F1(c_big_nearest_odd, dkt_grad_of(IN0, f_nearest_odd))
 static dk_tensor *f_select_rows(dk_tensor *x)
 {
     return dk_index_select(x, 0, ix1(1000, 7, 1, x->shape[0], false)); /* duplicates */
@@ -320,6 +352,45 @@ F1(c_big_scatter_add, dk_scatter_add(IN0, -1, ix(IN1->ndim, IN1->shape, 3, 1, la
 F1(c_big_index_put, dk_index_put(IN0, 0, ix1(IN1->shape[0], 5, 2, IN0->shape[0], true), IN1, true))
 F1(c_big_index_set, dk_index_put(IN0, 0, ix1(IN1->shape[0], 5, 2, IN0->shape[0], true), IN1, false))
 F1(c_big_sort, dk_argsort(IN0, -1, true))
+/* Long rows take the packed radix sort (n >= 512) and topk's selection
+ * (k <= n / 4). Products on the 0.5 grid hold many ties and both +0 and -0;
+ * logs of it hold NaN (from negatives) and -inf (from 0). */
+F1(c_big_sort_ties, dk_argsort(dk_mul(IN0, IN1), -1, true))
+static dk_tensor *c_big_topk_ties(dk_tensor *const *in)
+{
+    dk_tensor *i = NULL;
+    dk_tensor *v = dk_topk(dk_mul(IN0, IN1), 70, -1, false, &i);
+    return v ? i : NULL;
+}
+F1(c_big_sort_nan, dk_argsort(dk_ln(IN0), -1, false))
+static dk_tensor *c_big_topk(dk_tensor *const *in)
+{
+    dk_tensor *i = NULL;
+    dk_tensor *v = dk_topk(IN0, 60, -1, true, &i);
+    return v ? i : NULL;
+}
+static dk_tensor *c_big_topk_nan(dk_tensor *const *in)
+{
+    dk_tensor *i = NULL;
+    dk_tensor *v = dk_topk(dk_ln(IN0), 50, -1, true, &i);
+    return v ? i : NULL;
+}
+/* Rows along the last dim: the vectorised first-extreme search; a NaN (ln
+ * of -0.25) in most rows, not all. */
+static dk_tensor *c_big_max_rows(dk_tensor *const *in)
+{
+    dk_tensor *i = NULL;
+    dk_tensor *v = dk_max_dim(IN0, -1, false, &i);
+    return v ? dk_cat((dk_tensor *[]){v, dk_cast(i, v->dtype)}, 2, 0) : NULL;
+}
+static dk_tensor *c_big_min_nan(dk_tensor *const *in)
+{
+    dk_tensor *i = NULL;
+    dk_tensor *v = dk_min_dim(dk_ln(dk_add_scalar(IN0, 1.25)), -1, false, &i);
+    return v ? i : NULL;
+}
+F1(c_big_norm, dk_norm(IN0, (int[]){-1}, 1, false))
+F1(c_big_norm0, dk_norm(IN0, (int[]){0}, 1, true))
 F1(c_big_cat, dk_cat(in, 2, 1))
 F1(c_big_select, dk_index_select(IN0, 0, ix1(300, 7, 1, IN0->shape[0], false)))
 
@@ -561,6 +632,11 @@ const op_case dkt_cases_index[] = {
     {DKH_OP_DROPOUT, "large_dropout", 1, "300,130", NOGRAD, c_big_dropout},
     {DKH_OP_PAD, "large_pad_channels", 1, "16,16,14,14", NOGRAD, c_big_pad},
     {DKH_OP_PAD, "large_pad_crop", 1, "16,16,14,14|3,2,50000", NOGRAD, c_big_pad_mixed},
+    {DKH_OP_PAD, "large_pad_reflect", 1, "4,16,22,22|3,2,3000", NOGRAD, c_big_pad_reflect},
+    {DKH_OP_PAD, "large_pad_replicate", 1, "4,10,20,30", NOGRAD, c_big_pad_replicate},
+    {DKH_OP_COPY, "large_shortcut_a", 1, "8,42,20,20|3,5,9,300", NOGRAD, c_big_shortcut_a},
+    {DKH_OP_INTERPOLATE, "large_nearest_x2", 1, "2,20,24,24", NOGRAD, c_big_nearest_x2},
+    {DKH_OP_INTERPOLATE, "large_nearest_odd", 1, "2,20,24,24", NOGRAD, c_big_nearest_odd},
     {DKH_OP_NLL_LOSS, "large_nll_loss", 1, "300,130|4,21,24,24", NOGRAD, c_big_nll},
     {DKH_OP_DROPOUT, "large_dropout_odd_counter", 1, "300,131|5", NOGRAD, c_big_dropout_odd},
     {DKH_OP_INDEX_SELECT, "large_index_select_bwd", 1, "300,64|2,300,70", NOGRAD, c_big_select_bwd},
@@ -571,6 +647,15 @@ const op_case dkt_cases_index[] = {
     {DKH_OP_INDEX_PUT, "large_index_put_acc", 2, "600,64;900,64", NOGRAD, c_big_index_put},
     {DKH_OP_INDEX_PUT, "large_index_put_set", 2, "600,64;900,64", NOGRAD, c_big_index_set},
     {DKH_OP_SORT, "large_argsort", 1, "200,300", NOGRAD | QUANT, c_big_sort},
+    {DKH_OP_SORT, "large_argsort_ties", 2, "3,700;3,700|2,5,600;1,5,600", NOGRAD | QUANT, c_big_sort_ties},
+    {DKH_OP_SORT, "large_argsort_nan", 1, "3,600", NOGRAD | QUANT, c_big_sort_nan},
+    {DKH_OP_TOPK, "large_topk_ties", 2, "3,700;3,700|2,200;2,200", NOGRAD | QUANT, c_big_topk_ties},
+    {DKH_OP_TOPK, "large_topk", 1, "4,900", NOGRAD, c_big_topk},
+    {DKH_OP_TOPK, "large_topk_nan", 1, "3,600|5,100", NOGRAD | QUANT, c_big_topk_nan},
+    {DKH_OP_MAX_DIM, "large_max_dim_rows", 1, "300,130|7,1000|40,17", NOGRAD | QUANT, c_big_max_rows},
+    {DKH_OP_MAX_DIM, "large_min_dim_nan", 1, "300,20|50,33", NOGRAD | QUANT, c_big_min_nan},
+    {DKH_OP_NORM, "large_norm", 1, "300,130|2,3,700", NOGRAD, c_big_norm},
+    {DKH_OP_NORM, "large_norm_dim0", 1, "300,130|4,6,5,5", NOGRAD, c_big_norm0},
     {DKH_OP_CAT, "large_cat", 2, "300,100;300,60", NOGRAD, c_big_cat},
     {DKH_OP_INDEX_SELECT, "large_index_select", 1, "250,200", NOGRAD, c_big_select},
     {DKH_OP_INTERPOLATE, "resample_golden", 0, "", NOGRAD, g_resample},

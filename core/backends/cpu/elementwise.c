@@ -131,7 +131,12 @@ bool dkh_cpu_unary(const dkh_kcall *c)
         case DKH_OP_RSQRT:                                                                     \
             INNER(n, cont, so, sa, sb, sg, o[io] = -half * g[ic] * y[ib] * y[ib] * y[ib]);     \
             break;                                                                             \
-        case DKH_OP_RELU: INNER(n, cont, so, sa, sb, sg, o[io] = a[ia] <= zero ? zero : g[ic]); break; \
+        case DKH_OP_RELU: /* g read unconditionally: a plain load, not a masked one */         \
+            INNER(n, cont, so, sa, sb, sg, {                                                   \
+                const T gv = g[ic];                                                            \
+                o[io] = a[ia] <= zero ? zero : gv;                                             \
+            });                                                                                \
+            break;                                                                             \
         case DKH_OP_SIGMOID:                                                                   \
             INNER(n, cont, so, sa, sb, sg, o[io] = g[ic] * y[ib] * (one - y[ib]));             \
             break;                                                                             \
@@ -154,8 +159,10 @@ bool dkh_cpu_unary(const dkh_kcall *c)
             INNER(n, cont, so, sa, sb, sg, o[io] = a[ia] > zero ? g[ic] : p0 * g[ic]);         \
             break;                                                                             \
         case DKH_OP_CLAMP:                                                                     \
-            INNER(n, cont, so, sa, sb, sg,                                                     \
-                  o[io] = (a[ia] >= p0 && a[ia] <= p1) ? g[ic] : zero);                        \
+            INNER(n, cont, so, sa, sb, sg, {                                                   \
+                const T gv = g[ic];                                                            \
+                o[io] = (a[ia] >= p0 && a[ia] <= p1) ? gv : zero;                              \
+            });                                                                                \
             break;                                                                             \
         case DKH_OP_POW_SCALAR:                                                                \
             INNER(n, cont, so, sa, sb, sg,                                                     \
@@ -318,6 +325,117 @@ COPY_ROW(uint64_t, uint64_t)
 COPY_ROW(float, double)
 COPY_ROW(double, float)
 
+/* ---- copies in 2-d tiles ----
+ * A strided view (x[:, :, ::2, ::2]) or a transposed one (channels-last made
+ * contiguous) coalesces into many short or strided rows, and finding each
+ * row's offsets costs as much as copying it. These copies go by planes over
+ * two dims instead: the inner dim L and a dim T, the input's unit-stride dim
+ * when L is not (so a transpose reads and writes whole cache lines within a
+ * tile), else the dim just outside L. A work item is a band of TILE_T
+ * indices of T in one plane, walked in TILE_L-long pieces of L, so a
+ * transposing tile (TILE_T x TILE_L elements of each operand) stays in L1. */
+enum { TILE_T = 32, TILE_L = 128 };
+
+typedef struct tile_plan {
+    int T, L;
+    int64_t bands, items; /* bands of T per plane; planes * bands */
+} tile_plan;
+
+/* Chooses the plane; false when the rows are long and unit-stride, where
+ * the row walk is already as good. */
+static bool tile_plan_init(const dkh_ew_iter *it, tile_plan *tp)
+{
+    int L = it->ndim - 1;
+    if (it->ndim < 2 || it->rows < 2)
+        return false;
+    bool unit = it->st[0][L] == 1 && it->st[1][L] == 1;
+    if (unit && it->inner >= 256)
+        return false;
+    tp->L = L;
+    tp->T = L - 1;
+    if (it->st[1][L] != 1)
+        for (int d = 0; d < L; d++)
+            if (it->st[1][d] == 1)
+                tp->T = d;
+    tp->bands = (it->shape[tp->T] + TILE_T - 1) / TILE_T;
+    tp->items = it->rows / it->shape[tp->T] * tp->bands;
+    return true;
+}
+
+/* Offsets of item k's first element (band start) for both operands; *t0,
+ * *t1: its range along T. */
+static void tile_item(const dkh_ew_iter *it, const tile_plan *tp, int64_t k, int64_t *off,
+                      int64_t *t0, int64_t *t1)
+{
+    int64_t band = k % tp->bands, q = k / tp->bands;
+    *t0 = band * TILE_T;
+    *t1 = *t0 + TILE_T < it->shape[tp->T] ? *t0 + TILE_T : it->shape[tp->T];
+    off[0] = *t0 * it->st[0][tp->T];
+    off[1] = *t0 * it->st[1][tp->T];
+    for (int d = it->ndim - 1; d >= 0; d--) {
+        if (d == tp->T || d == tp->L)
+            continue;
+        int64_t i = q % it->shape[d];
+        q /= it->shape[d];
+        off[0] += i * it->st[0][d];
+        off[1] += i * it->st[1][d];
+    }
+}
+
+#define COPY_TILE(TO, TI)                                                                     \
+    static void copy_tile_##TO##_##TI(TO *o, const TI *a, int64_t nt, int64_t nl, int64_t ot, \
+                                      int64_t at, int64_t ol, int64_t al)                       \
+    {                                                                                          \
+        for (int64_t l0 = 0; l0 < nl; l0 += TILE_L) {                                          \
+            int64_t n = nl - l0 < TILE_L ? nl - l0 : TILE_L;                                   \
+            for (int64_t t = 0; t < nt; t++) {                                                 \
+                TO *restrict op = o + t * ot + l0 * ol;                                        \
+                const TI *restrict ap = a + t * at + l0 * al;                                  \
+                if (ol == 1 && al == 1)                                                        \
+                    for (int64_t i = 0; i < n; i++)                                            \
+                        op[i] = (TO)ap[i];                                                     \
+                else if (ol == 1 && al == 2)                                                   \
+                    for (int64_t i = 0; i < n; i++)                                            \
+                        op[i] = (TO)ap[2 * i];                                                 \
+                else if (ol == 1)                                                              \
+                    for (int64_t i = 0; i < n; i++)                                            \
+                        op[i] = (TO)ap[i * al];                                                \
+                else                                                                           \
+                    for (int64_t i = 0; i < n; i++)                                            \
+                        op[i * ol] = (TO)ap[i * al];                                           \
+            }                                                                                  \
+        }                                                                                      \
+    }
+
+COPY_TILE(uint8_t, uint8_t)
+COPY_TILE(uint16_t, uint16_t)
+COPY_TILE(uint32_t, uint32_t)
+COPY_TILE(uint64_t, uint64_t)
+COPY_TILE(float, double)
+COPY_TILE(double, float)
+
+static void copy_tiled(const dkh_ew_iter *it, const tile_plan *tp, int kind)
+{
+    int64_t ot = it->st[0][tp->T], at = it->st[1][tp->T];
+    int64_t ol = it->st[0][tp->L], al = it->st[1][tp->L], nl = it->shape[tp->L];
+#pragma omp parallel for schedule(static) if (it->rows * it->inner >= DKH_CPU_PAR_MIN && tp->items > 1)
+    for (int64_t k = 0; k < tp->items; k++) {
+        int64_t off[2], t0, t1;
+        tile_item(it, tp, k, off, &t0, &t1);
+        char *o = it->base[0] + off[0] * (int64_t)it->esize[0];
+        const char *a = it->base[1] + off[1] * (int64_t)it->esize[1];
+        int64_t nt = t1 - t0;
+        switch (kind) {
+        case 1: copy_tile_uint8_t_uint8_t((uint8_t *)o, (const uint8_t *)a, nt, nl, ot, at, ol, al); break;
+        case 2: copy_tile_uint16_t_uint16_t((uint16_t *)o, (const uint16_t *)a, nt, nl, ot, at, ol, al); break;
+        case 4: copy_tile_uint32_t_uint32_t((uint32_t *)o, (const uint32_t *)a, nt, nl, ot, at, ol, al); break;
+        case 8: copy_tile_uint64_t_uint64_t((uint64_t *)o, (const uint64_t *)a, nt, nl, ot, at, ol, al); break;
+        case 3: copy_tile_float_double((float *)o, (const double *)a, nt, nl, ot, at, ol, al); break;
+        default: copy_tile_double_float((double *)o, (const float *)a, nt, nl, ot, at, ol, al); break;
+        }
+    }
+}
+
 /* Same-dtype copies move bits of the element's width (any dtype); casts only
  * between f32 and f64. */
 bool dkh_cpu_copy(const dkh_kcall *c)
@@ -334,6 +452,11 @@ bool dkh_cpu_copy(const dkh_kcall *c)
         return false;
     dkh_ew_iter it;
     dkh_ew_init(&it, c);
+    tile_plan tp;
+    if (tile_plan_init(&it, &tp)) {
+        copy_tiled(&it, &tp, kind);
+        return true;
+    }
     int L = it.ndim - 1;
     int64_t so = it.ndim ? it.st[0][L] : 1, sa = it.ndim ? it.st[1][L] : 1;
 #pragma omp parallel for schedule(static) PAR_IF(it)

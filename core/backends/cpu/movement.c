@@ -1,7 +1,7 @@
 /* core/backends/cpu/movement.c — fast kernels for ops that only move elements
  * and fill the rest: the backward of slice (a zero tensor with the gradient
- * scattered into the sliced positions) and constant-mode pad, forward and
- * backward.
+ * scattered into the sliced positions) and pad, forward and backward, in all
+ * three modes.
  *
  * All of them write a fresh contiguous output exactly once: each output row
  * (the last dim) is split into a filled part and a copied part, so nothing
@@ -12,6 +12,12 @@
  * moved as raw bits of their size, so every dtype takes the same path; rows
  * are shared among threads in contiguous ranges, and a thread steps its
  * row coordinates like an odometer instead of dividing per row.
+ *
+ * Reflect and replicate pad read some elements more than once, so their
+ * backward adds several gradient elements into one. It is computed per
+ * gradient row (each written by one thread) with every element's sum taken
+ * in the order the reference kernel adds, the gradient's row-major order, so
+ * the result has the reference's bits whatever the thread count.
  */
 #include "cpu.h"
 
@@ -40,6 +46,13 @@
     {                                                                                         \
         for (int64_t j = 0; j < n; j++)                                                       \
             o[j * so] = a[j * sa];                                                            \
+    }                                                                                         \
+    /* o[j] = a[idx[j] * sa] for j < n (a row's few border elements). */                     \
+    static void gather_##T(T *restrict o, const T *restrict a, const int64_t *idx, int64_t n, \
+                           int64_t sa)                                                        \
+    {                                                                                         \
+        for (int64_t j = 0; j < n; j++)                                                       \
+            o[j] = a[idx[j] * sa];                                                            \
     }
 
 MOVE_ROW(uint8_t)
@@ -89,6 +102,17 @@ static void scatter_row(char *o, int64_t so, const char *a, int64_t sa, int64_t 
     case 2: scatter_uint16_t((uint16_t *)o, so, (const uint16_t *)a, sa, n); break;
     case 4: scatter_uint32_t((uint32_t *)o, so, (const uint32_t *)a, sa, n); break;
     default: scatter_uint64_t((uint64_t *)o, so, (const uint64_t *)a, sa, n); break;
+    }
+}
+
+static void gather_row(char *o, const char *a, const int64_t *idx, int64_t n, int64_t sa,
+                       size_t es)
+{
+    switch (es) {
+    case 1: gather_uint8_t((uint8_t *)o, (const uint8_t *)a, idx, n, sa); break;
+    case 2: gather_uint16_t((uint16_t *)o, (const uint16_t *)a, idx, n, sa); break;
+    case 4: gather_uint32_t((uint32_t *)o, (const uint32_t *)a, idx, n, sa); break;
+    default: gather_uint64_t((uint64_t *)o, (const uint64_t *)a, idx, n, sa); break;
     }
 }
 
@@ -166,10 +190,14 @@ static void move_row(const move_map *m, char *obase, const char *src, const int6
     fill_row(o + b * (int64_t)m->es, W - b, m->es, m->fill);
 }
 
-static void move_run(const move_map *m, char *obase, const char *src)
+typedef void (*row_fn)(const void *ctx, const int64_t *co, int64_t r);
+
+/* Calls row(ctx, co, r) for every row r of a contiguous output of shape
+ * (shape[0], ..., shape[L - 1], W), co being r's coordinates over the leading
+ * L dims; total is the output's element count. */
+static void run_rows(int L, const int64_t *shape, int64_t total, row_fn row, const void *ctx)
 {
-    int L = m->ndim - 1;
-    int64_t rows = dkh_numel(L, m->oshape), total = rows * m->oshape[L];
+    int64_t rows = dkh_numel(L, shape);
     if (total == 0)
         return;
 #pragma omp parallel if (total >= DKH_CPU_PAR_MIN && rows > 1)
@@ -179,15 +207,33 @@ static void move_run(const move_map *m, char *obase, const char *src)
         int64_t co[DK_MAX_DIMS];
         int64_t r = r0;
         for (int d = L - 1; d >= 0; d--) {
-            co[d] = r % m->oshape[d];
-            r /= m->oshape[d];
+            co[d] = r % shape[d];
+            r /= shape[d];
         }
         for (r = r0; r < r1; r++) {
-            move_row(m, obase, src, co, r);
-            for (int d = L - 1; d >= 0 && ++co[d] == m->oshape[d]; d--)
+            row(ctx, co, r);
+            for (int d = L - 1; d >= 0 && ++co[d] == shape[d]; d--)
                 co[d] = 0;
         }
     }
+}
+
+typedef struct move_job {
+    const move_map *m;
+    char *obase;
+    const char *src;
+} move_job;
+
+static void move_job_row(const void *ctx, const int64_t *co, int64_t r)
+{
+    const move_job *j = ctx;
+    move_row(j->m, j->obase, j->src, co, r);
+}
+
+static void move_run(const move_map *m, char *obase, const char *src)
+{
+    move_job j = {m, obase, src};
+    run_rows(m->ndim - 1, m->oshape, dkh_numel(m->ndim, m->oshape), move_job_row, &j);
 }
 
 /* A map from dst (contiguous) to src with no shift, step 1 and fill 0. */
@@ -230,26 +276,23 @@ bool dkh_cpu_slice_bwd(const dkh_kcall *c)
 /* ---- constant pad ---------------------------------------------------------------------- */
 
 /* args: v = pads (left, right) from the last dim backwards, nv of them;
- * i[0] = mode; f[0] = the value. Other modes read an element more than
- * once (or add into one, backward) and stay on the reference kernel. */
-static bool pad_shift(const dkh_kcall *c, int ndim, int64_t *lo)
+ * i[0] = mode; f[0] = the value. */
+static void pad_shift(const dkh_kcall *c, int ndim, int64_t *lo)
 {
-    if (c->args->i[0] != DK_PAD_CONSTANT)
-        return false;
     for (int d = 0; d < ndim; d++)
         lo[d] = 0;
     for (int k = 0; k < c->args->nv / 2; k++)
         lo[ndim - 1 - k] = c->args->v[2 * k];
-    return true;
 }
 
 /* Forward: out coordinate o reads x at o - left. */
-bool dkh_cpu_pad(const dkh_kcall *c)
+static bool pad_constant(const dkh_kcall *c)
 {
     move_map m;
     const dk_tensor *x = c->in[0];
-    if (!map_init(&m, c->out, x) || !pad_shift(c, x->ndim, m.lo))
+    if (!map_init(&m, c->out, x))
         return false;
+    pad_shift(c, x->ndim, m.lo);
     dkh_store(m.fill, c->out->dtype, 0, c->args->f[0]);
     move_run(&m, dkh_base(c->out), dkh_base(x));
     return true;
@@ -258,15 +301,239 @@ bool dkh_cpu_pad(const dkh_kcall *c)
 /* Backward: in = {x, NULL, g}, out = gx in x's shape: gx at coordinate i is
  * g at i + left where that lies inside g (a negative pad cropped x; the
  * cropped elements get zero). */
-bool dkh_cpu_pad_bwd(const dkh_kcall *c)
+static bool pad_constant_bwd(const dkh_kcall *c)
 {
     move_map m;
     const dk_tensor *g = c->in[2];
-    if (!map_init(&m, c->out, g) || !pad_shift(c, g->ndim, m.lo))
+    if (!map_init(&m, c->out, g))
         return false;
+    pad_shift(c, g->ndim, m.lo);
     for (int d = 0; d < m.ndim; d++)
         m.lo[d] = -m.lo[d];
     dkh_store(m.fill, c->out->dtype, 0, 0.0);
     move_run(&m, dkh_base(c->out), dkh_base(g));
     return true;
+}
+
+/* ---- reflect and replicate pad ----------------------------------------------------------- */
+
+/* Per dim d of x (size n[d], padded to pn[d] with lo[d] in front): src[d][o]
+ * is the x index padded index o reads; from[d][first[d][i] .. first[d][i + 1])
+ * are the padded indices that read x index i, ascending. */
+typedef struct edge_map {
+    int ndim;
+    int64_t n[DK_MAX_DIMS], pn[DK_MAX_DIMS], lo[DK_MAX_DIMS];
+    int64_t *src[DK_MAX_DIMS], *first[DK_MAX_DIMS], *from[DK_MAX_DIMS];
+    int64_t st[DK_MAX_DIMS]; /* strides of the tensor read: x forward, g backward */
+    /* Backward, last dim: x indices in [a, b) are read by padded index i + lo
+     * alone, so that span is one unit-stride add; the rest go by the lists. */
+    int64_t a, b;
+    size_t es;
+    const char *in;
+    char *out;
+} edge_map;
+
+/* The x index padded index o reads (op_resample.c's rule): inside, itself;
+ * before or after x, mirrored about the edge element (reflect) or the edge
+ * element (replicate). */
+static int64_t edge_src(int mode, int64_t o, int64_t lo, int64_t n)
+{
+    int64_t s = o - lo;
+    if (s >= 0 && s < n)
+        return s;
+    if (mode == DK_PAD_REFLECT)
+        return s < 0 ? -s : 2 * (n - 1) - s;
+    return s < 0 ? 0 : n - 1;
+}
+
+/* Fills m's index tables for x of shape xs padded by the call's pads;
+ * returns the scratch block to free, or NULL when out of memory. */
+static void *edge_init(edge_map *m, const dkh_kcall *c, int ndim, const int64_t *xs)
+{
+    int mode = (int)c->args->i[0];
+    memset(m, 0, sizeof *m);
+    m->ndim = ndim;
+    int64_t cells = 0;
+    for (int d = 0; d < ndim; d++) {
+        int k = ndim - 1 - d;
+        m->n[d] = xs[d];
+        m->lo[d] = k < c->args->nv / 2 ? c->args->v[2 * k] : 0;
+        m->pn[d] = xs[d] + m->lo[d] + (k < c->args->nv / 2 ? c->args->v[2 * k + 1] : 0);
+        cells += 2 * m->pn[d] + m->n[d] + 1;
+    }
+    int64_t *mem = dk_malloc((size_t)cells * sizeof(int64_t));
+    if (!mem)
+        return NULL;
+    int64_t *p = mem;
+    for (int d = 0; d < ndim; d++) {
+        int64_t n = m->n[d], pn = m->pn[d];
+        m->src[d] = p;
+        m->first[d] = p + pn;
+        m->from[d] = p + pn + n + 1;
+        p += 2 * pn + n + 1;
+        /* Counting sort of the padded indices by the x index they read. */
+        int64_t *first = m->first[d];
+        for (int64_t i = 0; i <= n; i++)
+            first[i] = 0;
+        for (int64_t o = 0; o < pn; o++) {
+            m->src[d][o] = edge_src(mode, o, m->lo[d], n);
+            first[m->src[d][o] + 1]++;
+        }
+        for (int64_t i = 0; i < n; i++)
+            first[i + 1] += first[i];
+        for (int64_t o = 0; o < pn; o++)
+            m->from[d][first[m->src[d][o]]++] = o;
+        for (int64_t i = n; i > 0; i--) /* the placing moved each start to the next one's */
+            first[i] = first[i - 1];
+        first[0] = 0;
+    }
+    /* The longest span of the last dim whose elements each have one reader. */
+    int L = ndim - 1;
+    const int64_t *first = m->first[L], *from = m->from[L];
+    for (int64_t i = 0, run = 0; i < m->n[L]; i++) {
+        bool plain = first[i + 1] - first[i] == 1 && from[first[i]] == i + m->lo[L];
+        run = plain ? run + 1 : 0;
+        if (run > m->b - m->a) {
+            m->a = i + 1 - run;
+            m->b = i + 1;
+        }
+    }
+    return mem;
+}
+
+/* Forward row r: the leading dims pick one x row; the last dim copies its
+ * span and gathers the few border elements. */
+static void edge_row(const void *ctx, const int64_t *co, int64_t r)
+{
+    const edge_map *m = ctx;
+    int L = m->ndim - 1;
+    size_t es = m->es;
+    int64_t off = 0;
+    for (int d = 0; d < L; d++)
+        off += m->src[d][co[d]] * m->st[d];
+    int64_t lo = m->lo[L], n = m->n[L], sa = m->st[L];
+    char *o = m->out + r * m->pn[L] * (int64_t)es;
+    const char *x = m->in + off * (int64_t)es;
+    gather_row(o, x, m->src[L], lo, sa, es);
+    copy_row(o + lo * (int64_t)es, x, n, sa, es);
+    gather_row(o + (lo + n) * (int64_t)es, x, m->src[L] + lo + n, m->pn[L] - lo - n, sa, es);
+}
+
+/* Backward: adds one g row into gx row o (x's last dim long), or sets o from
+ * it when init. Each element's readers come in ascending order, as in the
+ * reference; (T)0 + v keeps its signed zero too. */
+#define EDGE_ACC(T)                                                                             \
+    static void edge_acc_##T(const edge_map *m, T *restrict o, const T *restrict g, bool init) \
+    {                                                                                          \
+        int L = m->ndim - 1;                                                                   \
+        int64_t n = m->n[L], a = m->a, b = m->b, sg = m->st[L];                                \
+        const int64_t *first = m->first[L], *from = m->from[L];                                \
+        for (int part = 0; part < 2; part++) /* [0, a), then [b, n) */                        \
+            for (int64_t i = part ? b : 0; i < (part ? n : a); i++) {                          \
+                T v = init ? (T)0 : o[i];                                                      \
+                for (int64_t k = first[i]; k < first[i + 1]; k++)                              \
+                    v += g[from[k] * sg];                                                      \
+                o[i] = v;                                                                      \
+            }                                                                                  \
+        const T *gm = g + m->lo[L] * sg;                                                       \
+        if (init && sg == 1)                                                                   \
+            for (int64_t i = a; i < b; i++)                                                    \
+                o[i] = (T)0 + gm[i];                                                           \
+        else if (sg == 1)                                                                      \
+            for (int64_t i = a; i < b; i++)                                                    \
+                o[i] += gm[i];                                                                 \
+        else                                                                                   \
+            for (int64_t i = a; i < b; i++)                                                    \
+                o[i] = (init ? (T)0 : o[i]) + gm[i * sg];                                      \
+    }
+
+EDGE_ACC(float)
+EDGE_ACC(double)
+
+/* Backward row r of gx: the g rows that read it, in row-major order (the
+ * leading dims' reader lists stepped like an odometer), each added in. */
+static void edge_row_bwd(const void *ctx, const int64_t *co, int64_t r)
+{
+    const edge_map *m = ctx;
+    int L = m->ndim - 1;
+    int64_t W = m->n[L], k[DK_MAX_DIMS];
+    char *o = m->out + r * W * (int64_t)m->es;
+    for (int d = 0; d < L; d++) {
+        k[d] = m->first[d][co[d]];
+        if (k[d] == m->first[d][co[d] + 1]) { /* read by nothing */
+            memset(o, 0, (size_t)W * m->es);
+            return;
+        }
+    }
+    for (bool init = true;; init = false) {
+        int64_t off = 0;
+        for (int d = 0; d < L; d++)
+            off += m->from[d][k[d]] * m->st[d];
+        if (m->es == 4)
+            edge_acc_float(m, (float *)o, (const float *)m->in + off, init);
+        else
+            edge_acc_double(m, (double *)o, (const double *)m->in + off, init);
+        int d = L - 1;
+        for (; d >= 0; d--) {
+            if (++k[d] < m->first[d][co[d] + 1])
+                break;
+            k[d] = m->first[d][co[d]];
+        }
+        if (d < 0)
+            return;
+    }
+}
+
+static bool pad_edge(const dkh_kcall *c)
+{
+    const dk_tensor *x = c->in[0];
+    dk_tensor *out = c->out;
+    size_t es = dk_dtype_size(x->dtype);
+    if (!width_ok(es) || out->dtype != x->dtype || !dk_tensor_is_contiguous(out) || x->ndim == 0)
+        return false;
+    edge_map m;
+    void *mem = edge_init(&m, c, x->ndim, x->shape);
+    if (!mem)
+        return false;
+    m.es = es;
+    for (int d = 0; d < x->ndim; d++)
+        m.st[d] = x->strides[d];
+    m.in = dkh_base(x);
+    m.out = dkh_base(out);
+    run_rows(m.ndim - 1, m.pn, dkh_numel(m.ndim, m.pn), edge_row, &m);
+    dk_free(mem);
+    return true;
+}
+
+/* in = {x, NULL, g}; out = gx (x's shape). f32 and f64 only: the sums. */
+static bool pad_edge_bwd(const dkh_kcall *c)
+{
+    const dk_tensor *g = c->in[2];
+    dk_tensor *gx = c->out;
+    dk_dtype dt = gx->dtype;
+    if ((dt != DK_DTYPE_F32 && dt != DK_DTYPE_F64) || g->dtype != dt ||
+        !dk_tensor_is_contiguous(gx) || gx->ndim == 0)
+        return false;
+    edge_map m;
+    void *mem = edge_init(&m, c, gx->ndim, gx->shape);
+    if (!mem)
+        return false;
+    m.es = dk_dtype_size(dt);
+    for (int d = 0; d < g->ndim; d++)
+        m.st[d] = g->strides[d];
+    m.in = dkh_base(g);
+    m.out = dkh_base(gx);
+    run_rows(m.ndim - 1, m.n, dkh_numel(m.ndim, m.n), edge_row_bwd, &m);
+    dk_free(mem);
+    return true;
+}
+
+bool dkh_cpu_pad(const dkh_kcall *c)
+{
+    return c->args->i[0] == DK_PAD_CONSTANT ? pad_constant(c) : pad_edge(c);
+}
+
+bool dkh_cpu_pad_bwd(const dkh_kcall *c)
+{
+    return c->args->i[0] == DK_PAD_CONSTANT ? pad_constant_bwd(c) : pad_edge_bwd(c);
 }
