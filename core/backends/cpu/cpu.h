@@ -53,4 +53,37 @@ bool dkh_cpu_slice_bwd(const dkh_kcall *c);
 bool dkh_cpu_pad(const dkh_kcall *c);
 bool dkh_cpu_pad_bwd(const dkh_kcall *c);
 
+/* The extreme (max when mx, else min) of p[0, i) for the largest multiple i
+ * of DKH_EXT_LANES not above n (n >= DKH_EXT_LANES), in that many lanes that
+ * vectorise, combined lane by lane in order with strict compares. *nan is set
+ * when one of them is NaN (*m is then meaningless). Returns i. Shared by the
+ * amax/amin reductions and max_dim. */
+#define DKH_EXT_LANES 8
+#define DKH_LANE_EXTREME(T)                                                                   \
+    static inline int64_t dkh_lane_extreme_##T(const T *p, int64_t n, bool mx, T *m, int *nan) \
+    {                                                                                         \
+        T a[DKH_EXT_LANES];                                                                   \
+        int bad[DKH_EXT_LANES];                                                               \
+        for (int l = 0; l < DKH_EXT_LANES; l++) {                                             \
+            a[l] = p[l];                                                                      \
+            bad[l] = p[l] != p[l];                                                            \
+        }                                                                                     \
+        int64_t i;                                                                            \
+        for (i = DKH_EXT_LANES; i + DKH_EXT_LANES <= n; i += DKH_EXT_LANES)                   \
+            _Pragma("omp simd") for (int l = 0; l < DKH_EXT_LANES; l++) {                     \
+                T v = p[i + l];                                                               \
+                a[l] = (mx ? v > a[l] : v < a[l]) ? v : a[l];                                 \
+                bad[l] |= v != v;                                                             \
+            }                                                                                 \
+        *m = a[0];                                                                            \
+        *nan = bad[0];                                                                        \
+        for (int l = 1; l < DKH_EXT_LANES; l++) {                                             \
+            *m = (mx ? a[l] > *m : a[l] < *m) ? a[l] : *m;                                    \
+            *nan |= bad[l];                                                                   \
+        }                                                                                     \
+        return i;                                                                             \
+    }
+DKH_LANE_EXTREME(float)
+DKH_LANE_EXTREME(double)
+
 #endif /* DKH_CPU_H */

@@ -340,7 +340,7 @@ bool dkh_cpu_scatter(const dkh_kcall *c)
 
 /* ---- max_dim ---------------------------------------------------------------------------------- */
 
-enum { LANES = 8 };
+enum { LANES = DKH_EXT_LANES };
 
 /* Index of the first extreme of a unit-stride row (the first NaN when there
  * is one, as the reference). The extreme is found in 8 lanes, which
@@ -351,24 +351,9 @@ enum { LANES = 8 };
     {                                                                                            \
         int64_t i = 0;                                                                           \
         if (n >= 2 * LANES) {                                                                    \
-            T a[LANES];                                                                          \
-            int bad[LANES];                                                                      \
-            for (int l = 0; l < LANES; l++) {                                                    \
-                a[l] = p[l];                                                                     \
-                bad[l] = p[l] != p[l];                                                           \
-            }                                                                                    \
-            for (i = LANES; i + LANES <= n; i += LANES)                                          \
-                _Pragma("omp simd") for (int l = 0; l < LANES; l++) {                            \
-                    T v = p[i + l];                                                              \
-                    a[l] = (mn ? v < a[l] : v > a[l]) ? v : a[l];                                \
-                    bad[l] |= v != v;                                                            \
-                }                                                                                \
-            T m = a[0];                                                                          \
-            int any = bad[0];                                                                    \
-            for (int l = 1; l < LANES; l++) {                                                    \
-                m = (mn ? a[l] < m : a[l] > m) ? a[l] : m;                                       \
-                any |= bad[l];                                                                   \
-            }                                                                                    \
+            T m;                                                                                 \
+            int any;                                                                             \
+            i = dkh_lane_extreme_##T(p, n, !mn, &m, &any);                                       \
             for (; i < n; i++) {                                                                 \
                 m = (mn ? p[i] < m : p[i] > m) ? p[i] : m;                                       \
                 any |= p[i] != p[i];                                                             \

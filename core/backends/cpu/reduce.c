@@ -31,7 +31,7 @@ typedef struct red {
     int64_t ks[DK_MAX_DIMS], kst[DK_MAX_DIMS], rs[DK_MAX_DIMS], rst[DK_MAX_DIMS];
 } red;
 
-enum { LANES = 8, SUM_LANES = 16 };
+enum { LANES = DKH_EXT_LANES, SUM_LANES = 16 };
 
 /* Reductions of one run of n elements at stride s. Sums take 16 lanes of
  * double when the run is unit-stride (four AVX2 vectors: enough independent
@@ -74,25 +74,13 @@ enum { LANES = 8, SUM_LANES = 16 };
     {                                                                                          \
         int64_t i = 0;                                                                         \
         if (s == 1 && n >= 2 * LANES) {                                                        \
-            T a[LANES];                                                                        \
-            int bad[LANES];                                                                    \
-            _Pragma("omp simd") for (int l = 0; l < LANES; l++) {                              \
-                a[l] = p[l];                                                                   \
-                bad[l] = p[l] != p[l];                                                         \
-            }                                                                                  \
-            for (i = LANES; i + LANES <= n; i += LANES)                                        \
-                _Pragma("omp simd") for (int l = 0; l < LANES; l++) {                          \
-                    T v = p[i + l];                                                            \
-                    a[l] = (mx ? v > a[l] : v < a[l]) ? v : a[l];                              \
-                    bad[l] |= v != v;                                                          \
-                }                                                                              \
-            int any = 0;                                                                       \
-            for (int l = 0; l < LANES; l++) {                                                  \
-                any |= bad[l];                                                                 \
-                acc = (mx ? a[l] > acc : a[l] < acc) ? a[l] : acc;                             \
-            }                                                                                  \
+            T m;                                                                               \
+            int any;                                                                           \
+            i = dkh_lane_extreme_##T(p, n, mx, &m, &any);                                      \
             if (any) /* rare: find the first NaN */                                            \
                 i = 0;                                                                         \
+            else                                                                               \
+                acc = (mx ? m > acc : m < acc) ? m : acc;                                      \
         }                                                                                      \
         for (; i < n; i++) {                                                                   \
             double v = p[i * s];                                                               \
