@@ -190,7 +190,7 @@ def main():
     w("the rounds. Memory: allocator peak (`dk_memory_stats_get`, tensor bytes) and the process's")
     w("peak RSS (`ru_maxrss`).")
     w("")
-    w("| model | dkhost img/s | PyTorch img/s | dkhost / PyTorch | ceiling (oneDNN direct, blocked) | dkhost / ceiling | dkhost alloc peak MiB | dkhost peak RSS MiB | PyTorch peak RSS MiB |")
+    w("| model | dkhost img/s | PyTorch img/s | dkhost / PyTorch | ceiling (oneDNN direct, layout in the notes) | dkhost / ceiling | dkhost alloc peak MiB | dkhost peak RSS MiB | PyTorch peak RSS MiB |")
     w("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for model in ("lenet", "resnet20"):
         def mf(eng, key):
