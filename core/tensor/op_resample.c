@@ -201,9 +201,7 @@ dk_tensor *dk_interpolate(dk_tensor *x, const int64_t *size, const double *scale
 
 /* ---- pad ------------------------------------------------------------------------------------ */
 
-/* Source index along one dim for output index o (left pad l, size n); -1
- * means the constant. */
-static int64_t pad_src(int mode, int64_t o, int64_t l, int64_t n)
+int64_t dkh_pad_src(int mode, int64_t o, int64_t l, int64_t n)
 {
     int64_t s = o - l;
     if (s >= 0 && s < n)
@@ -255,7 +253,7 @@ static int64_t pad_offset(const dkh_args *a, const dk_tensor *x, const int64_t *
     int npad = a->nv / 2;
     for (int d = 0; d < x->ndim; d++) {
         int k = x->ndim - 1 - d;
-        int64_t s = k < npad ? pad_src((int)a->i[0], co[d], a->v[2 * k], x->shape[d]) : co[d];
+        int64_t s = k < npad ? dkh_pad_src((int)a->i[0], co[d], a->v[2 * k], x->shape[d]) : co[d];
         if (s < 0)
             return -1;
         off += s * x->strides[d];

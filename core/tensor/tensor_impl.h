@@ -138,6 +138,13 @@ void dkh_describe(dkh_buf *b, const dk_tensor *t);
 /* Normalises a possibly negative dim against ndim; false if out of range. */
 bool dkh_wrap_dim(int64_t dim, int ndim, int *out);
 
+/* ---- pad (op_resample.c) --------------------------------------------------------------- */
+
+/* The input index along one dim that padded index o reads (left pad l, size
+ * n) in mode (DK_PAD_*); -1 means the constant. Shared by the reference and
+ * the fast pad kernels. */
+int64_t dkh_pad_src(int mode, int64_t o, int64_t l, int64_t n);
+
 /* ---- memory layout (layout.c) ------------------------------------------------------ */
 
 /* Channels-last strides (HWC, 1, WC, C) of a 4-d shape. */

@@ -333,19 +333,6 @@ typedef struct edge_map {
     char *out;
 } edge_map;
 
-/* The x index padded index o reads (op_resample.c's rule): inside, itself;
- * before or after x, mirrored about the edge element (reflect) or the edge
- * element (replicate). */
-static int64_t edge_src(int mode, int64_t o, int64_t lo, int64_t n)
-{
-    int64_t s = o - lo;
-    if (s >= 0 && s < n)
-        return s;
-    if (mode == DK_PAD_REFLECT)
-        return s < 0 ? -s : 2 * (n - 1) - s;
-    return s < 0 ? 0 : n - 1;
-}
-
 /* Fills m's index tables for x of shape xs padded by the call's pads;
  * returns the scratch block to free, or NULL when out of memory. */
 static void *edge_init(edge_map *m, const dkh_kcall *c, int ndim, const int64_t *xs)
@@ -376,7 +363,7 @@ static void *edge_init(edge_map *m, const dkh_kcall *c, int ndim, const int64_t 
         for (int64_t i = 0; i <= n; i++)
             first[i] = 0;
         for (int64_t o = 0; o < pn; o++) {
-            m->src[d][o] = edge_src(mode, o, m->lo[d], n);
+            m->src[d][o] = dkh_pad_src(mode, o, m->lo[d], n);
             first[m->src[d][o] + 1]++;
         }
         for (int64_t i = 0; i < n; i++)

@@ -33,6 +33,19 @@ typedef struct red {
 
 enum { LANES = DKH_EXT_LANES, SUM_LANES = 16 };
 
+/* The running extreme a after v: a NaN, once seen, sticks (nothing compares
+ * above or below it), as in the reference. */
+static inline double ext_step(double a, double v, bool mx)
+{
+    return (a == a && (v != v || (mx ? v > a : v < a))) ? v : a;
+}
+
+/* The start of a reduction's accumulator. */
+static double red_init(dkh_op_id op)
+{
+    return op == DKH_OP_SUM || op == DKH_OP_NORM ? 0 : op == DKH_OP_AMAX ? -INFINITY : INFINITY;
+}
+
 /* Reductions of one run of n elements at stride s. Sums take 16 lanes of
  * double when the run is unit-stride (four AVX2 vectors: enough independent
  * chains to hide the add latency); the lanes are combined in a fixed order,
@@ -101,7 +114,7 @@ ROW_KERNELS(double)
         /* Runs of the innermost reduced dim, in [lo, hi) of the outer reduced index. */       \
         int64_t n = r->nr ? r->rs[r->nr - 1] : 1, s = r->nr ? r->rst[r->nr - 1] : 1;          \
         bool sum = op == DKH_OP_SUM || op == DKH_OP_NORM;                                      \
-        double acc = sum ? 0 : op == DKH_OP_AMIN ? INFINITY : -INFINITY;                       \
+        double acc = red_init(op);                                                             \
         for (int64_t q = lo; q < hi; q++) {                                                    \
             const T *p = x + dkh_offset_of(q, r->nr - 1, r->rs, r->rst);                       \
             if (sum) {                                                                         \
@@ -129,7 +142,7 @@ enum { COLS = 256 };
         bool sum = op == DKH_OP_SUM || op == DKH_OP_NORM, sq = op == DKH_OP_NORM;              \
         bool mx = op == DKH_OP_AMAX;                                                           \
         for (int64_t c = 0; c < w; c++)                                                        \
-            acc[c] = sum ? 0 : mx ? -INFINITY : INFINITY;                                      \
+            acc[c] = red_init(op);                                                             \
         for (int64_t q = 0; q < nred; q++) {                                                   \
             const T *p = x + dkh_offset_of(q, r->nr, r->rs, r->rst);                           \
             if (sq) {                                                                          \
@@ -139,11 +152,8 @@ enum { COLS = 256 };
                 for (int64_t c = 0; c < w; c++)                                                \
                     acc[c] += p[c];                                                            \
             } else {                                                                           \
-                /* A NaN sticks: nothing compares above or below it. */                        \
-                for (int64_t c = 0; c < w; c++) {                                              \
-                    double v = p[c], a = acc[c];                                               \
-                    acc[c] = (a == a && (v != v || (mx ? v > a : v < a))) ? v : a;             \
-                }                                                                              \
+                for (int64_t c = 0; c < w; c++)                                                \
+                    acc[c] = ext_step(acc[c], p[c], mx);                                       \
             }                                                                                  \
         }                                                                                      \
         for (int64_t c = 0; c < w; c++)                                                        \
@@ -164,7 +174,7 @@ enum { SHORT = 64, SIDE = 8 };
     {                                                                                          \
         bool sum = op == DKH_OP_SUM || op == DKH_OP_NORM, sq = op == DKH_OP_NORM;              \
         bool mx = op == DKH_OP_AMAX;                                                           \
-        double init = sum ? 0 : mx ? -INFINITY : INFINITY;                                     \
+        double init = red_init(op);                                                            \
         for (int64_t o = o0; o < o1; o += SIDE) {                                              \
             int w = o1 - o < SIDE ? (int)(o1 - o) : SIDE;                                      \
             double acc[SIDE];                                                                  \
@@ -183,10 +193,8 @@ enum { SHORT = 64, SIDE = 8 };
                         acc[j] += p[j][i];                                                     \
             } else {                                                                           \
                 for (int64_t i = 0; i < n; i++)                                                \
-                    for (int j = 0; j < SIDE; j++) {                                           \
-                        double v = p[j][i], a = acc[j];                                        \
-                        acc[j] = (a == a && (v != v || (mx ? v > a : v < a))) ? v : a;         \
-                    }                                                                          \
+                    for (int j = 0; j < SIDE; j++)                                             \
+                        acc[j] = ext_step(acc[j], p[j][i], mx);                                \
             }                                                                                  \
             for (int j = 0; j < w; j++)                                                        \
                 y[o + j] = (T)(sq ? sqrt(acc[j]) : acc[j]);                                    \
