@@ -80,6 +80,9 @@ static int parse_variant(const char *spec, int v, shape *out, int n_in)
 
 static uint64_t seed_state = 12345;
 static long n_compared, n_grad_checked; /* proof the suite did its work */
+/* `test_ops --shard K/N` runs the cases whose index is K mod N (ctest runs the
+ * shards side by side); the other tests run in shard 0. */
+static int shard, n_shards = 1;
 
 static double next_uniform(void)
 {
@@ -334,14 +337,21 @@ static void test_every_op_has_a_case(void **state)
 
 static void test_op_cases(void **state)
 {
+    size_t ran = 0;
     for (size_t k = 0; k < N_CASES; k++) {
+        if ((int)(k % (size_t)n_shards) != shard)
+            continue;
+        /* Each case draws from its own stream, so its values do not depend on
+         * which cases ran before it (or in which shard). */
+        seed_state = 12345 + 0x9E3779B97F4A7C15ull * k;
         dk_clear_error();
         run_case(cases[k]);
+        ran++;
     }
-    print_message("%zu cases: %ld elements compared fast vs reference, %ld gradient elements "
-                  "checked against finite differences\n",
-                  N_CASES, n_compared, n_grad_checked);
-    assert_true(n_grad_checked > 1000);
+    print_message("%zu of %zu cases (shard %d/%d): %ld elements compared fast vs reference, "
+                  "%ld gradient elements checked against finite differences\n",
+                  ran, N_CASES, shard, n_shards, n_compared, n_grad_checked);
+    assert_true(n_grad_checked > 1000 / n_shards);
     dk_memory_stats ms;
     dk_memory_stats_get(DK_CPU, &ms);
     assert_int_equal(ms.current, 0); /* every scope released everything */
@@ -495,17 +505,34 @@ static void test_large_fast_paths(void **state)
     dk_scope_end();
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (argc == 3 && strcmp(argv[1], "--shard") == 0 &&
+        sscanf(argv[2], "%d/%d", &shard, &n_shards) == 2 && n_shards >= 1 && shard >= 0 &&
+        shard < n_shards) {
+        /* a shard of the op cases */
+    } else if (argc != 1) {
+        fprintf(stderr, "usage: test_ops [--shard K/N]\n");
+        return 2;
+    }
     gather_cases();
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_every_op_has_a_case),
-        cmocka_unit_test(test_op_cases),
-        cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_views),
-        cmocka_unit_test(test_dtypes),
-        cmocka_unit_test(test_rng),
+    /* The large fast-path checks take as long as half the cases: they go
+     * with the last shard, the remaining tests with the first. */
+    const struct CMUnitTest first[] = {
+        cmocka_unit_test(test_op_cases),    cmocka_unit_test(test_every_op_has_a_case),
+        cmocka_unit_test(test_errors),      cmocka_unit_test(test_views),
+        cmocka_unit_test(test_dtypes),      cmocka_unit_test(test_rng),
         cmocka_unit_test(test_large_fast_paths),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    const struct CMUnitTest last[] = {
+        cmocka_unit_test(test_op_cases),
+        cmocka_unit_test(test_large_fast_paths),
+    };
+    if (n_shards == 1)
+        return cmocka_run_group_tests(first, NULL, NULL);
+    if (shard == 0)
+        return _cmocka_run_group_tests("test_ops (shard 0)", first, 6, NULL, NULL);
+    if (shard == n_shards - 1)
+        return _cmocka_run_group_tests("test_ops (last shard)", last, 2, NULL, NULL);
+    return _cmocka_run_group_tests("test_ops (a shard)", last, 1, NULL, NULL);
 }
