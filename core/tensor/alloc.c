@@ -145,6 +145,7 @@ dkh_storage *dkh_storage_new(dk_device device, size_t nbytes)
     s->device = device;
     s->data = ptr;
     s->nbytes = cap;
+    s->version = 0;
     return s;
 }
 

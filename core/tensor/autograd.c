@@ -13,6 +13,11 @@
  *
  * A node of a custom op also holds the op's call record (its attrs and a
  * hold on the plugin that owns its code) until the node itself is freed.
+ *
+ * In-place ops (dk_relu_) write into their input's storage and bump its
+ * version. Every node notes the versions of the storages it holds when it is
+ * recorded, and its backward refuses to run on values changed since: it
+ * would read the new values where it needs the old ones.
  */
 #include "autocast.h"
 #include "custom_op.h"
@@ -55,6 +60,7 @@ dk_status dkh_record(dkh_op_id op, const dkh_args *a, int n_in, dk_tensor *const
     for (int i = 0; i < n_in; i++) {
         n->in[i] = dk_tensor_retain(in[i]);
         n->needs[i] = in[i]->requires_grad;
+        n->in_version[i] = in[i]->storage->version;
     }
     n->n_aux = n_aux;
     for (int k = 0; k < n_aux; k++)
@@ -65,9 +71,50 @@ dk_status dkh_record(dkh_op_id op, const dkh_args *a, int n_in, dk_tensor *const
             dkh_node_unref(n);
             return dk_last_status();
         }
+        n->out_version = out->storage->version;
     }
     out->grad_fn = n;
     out->requires_grad = true;
+    return DK_OK;
+}
+
+dk_status dkh_record_inplace(dkh_op_id op, const dkh_args *a, dk_tensor *x)
+{
+    dk_tensor *old = detached_alias(x);
+    if (!old)
+        return dk_last_status();
+    old->grad_fn = x->grad_fn; /* the reference moves with it */
+    old->requires_grad = true;
+    x->grad_fn = NULL;
+    dk_status s = dkh_record(op, a, 1, &old, x, 0, NULL);
+    if (s != DK_OK) {
+        x->grad_fn = old->grad_fn; /* back as it was */
+        old->grad_fn = NULL;
+    }
+    dkh_tensor_unref(old); /* the node holds it now */
+    return s;
+}
+
+/* Fails when an in-place op changed a value n saved after n was recorded. */
+static dk_status check_versions(const dkh_node *n)
+{
+    for (int i = 0; i < n->n_in; i++)
+        if (n->in[i] && n->in[i]->storage->version != n->in_version[i]) {
+            dkh_buf b = DKH_BUF_INIT;
+            dkh_describe(&b, n->in[i]);
+            dk_status s = dk_fail(DK_ERR_RUNTIME,
+                                  "backward of %s: its input %d %s was changed by an in-place "
+                                  "op after %s used it, and its gradient needs the old values "
+                                  "(use the out-of-place op there)",
+                                  dkh_op_name(n->op), i, dkh_buf_str(&b), dkh_op_name(n->op));
+            dkh_buf_fini(&b);
+            return s;
+        }
+    if (n->out && n->out->storage->version != n->out_version)
+        return dk_fail(DK_ERR_RUNTIME,
+                       "backward of %s: its output was changed by an in-place op, and its "
+                       "gradient needs the old values (use the out-of-place op there)",
+                       dkh_op_name(n->op));
     return DK_OK;
 }
 
@@ -247,6 +294,8 @@ dk_status dk_backward(dk_tensor *root, dk_tensor *grad, bool retain_graph)
             dkh_node *n = order.items[k];
             if (!n->gacc)
                 continue;
+            if ((st = check_versions(n)) != DK_OK)
+                break;
             dk_scope_begin();
             const dkh_op_def *def = dkh_op(n->op);
             dk_tensor *gin[DKH_MAX_IN] = {NULL};

@@ -11,6 +11,7 @@
 #include "tensor_impl.h"
 
 #include <math.h>
+#include <string.h>
 
 #define SQRT1_2 0.70710678118654752440
 #define INV_SQRT_2PI 0.39894228040143267794
@@ -204,6 +205,48 @@ dk_tensor *dk_ln(dk_tensor *x) { return run1(DKH_OP_LOG, x, 0, 0); }
 dk_tensor *dk_sqrt(dk_tensor *x) { return run1(DKH_OP_SQRT, x, 0, 0); }
 dk_tensor *dk_rsqrt(dk_tensor *x) { return run1(DKH_OP_RSQRT, x, 0, 0); }
 dk_tensor *dk_relu(dk_tensor *x) { return run1(DKH_OP_RELU, x, 0, 0); }
+
+/* x <- op(x) in its own storage, for ops whose gradient can be computed from
+ * the values they write: relu's mask x > 0 is y > 0. A leaf that requires
+ * grad is refused (its gradient is defined on the values it holds), and so
+ * is a storage another tensor also uses (a view, or an alias a node saved):
+ * that tensor would change under its holder's feet. A node that used x
+ * before is caught later by the version check in dk_backward. */
+static dk_tensor *run1_inplace(dkh_op_id op, const char *name, dk_tensor *x)
+{
+    if (!x) {
+        if (dk_last_status() == DK_OK)
+            dk_fail(DK_ERR_ARG, "%s: input is NULL", name);
+        return NULL;
+    }
+    bool record = dk_grad_enabled() && x->requires_grad;
+    dkh_buf b = DKH_BUF_INIT;
+    dkh_describe(&b, x);
+    dk_status s = DK_OK;
+    dkh_meta m;
+    memset(&m, 0, sizeof m);
+    if (record && !x->grad_fn)
+        s = dk_fail(DK_ERR_ARG, "%s: input %s is a leaf that requires grad; writing into it "
+                                "would change the values its gradient is taken at (use %.*s)",
+                    name, dkh_buf_str(&b), (int)strlen(name) - 1, name);
+    else if (atomic_load(&x->storage->refs) != 1)
+        s = dk_fail(DK_ERR_ARG, "%s: input %s shares its storage with another tensor (a view "
+                                "of it, or one it views); use %.*s",
+                    name, dkh_buf_str(&b), (int)strlen(name) - 1, name);
+    else if ((s = unary_infer_for(op, &x, &m)) == DK_OK) {
+        dkh_args a = {.nv = 0};
+        s = dkh_op_run_into(op, &a, 1, &x, x);
+        if (s == DK_OK) {
+            x->storage->version++;
+            if (record)
+                s = dkh_record_inplace(op, &a, x);
+        }
+    }
+    dkh_buf_fini(&b);
+    return s == DK_OK ? x : NULL;
+}
+
+dk_tensor *dk_relu_(dk_tensor *x) { return run1_inplace(DKH_OP_RELU, "relu_", x); }
 dk_tensor *dk_sigmoid(dk_tensor *x) { return run1(DKH_OP_SIGMOID, x, 0, 0); }
 dk_tensor *dk_tanh(dk_tensor *x) { return run1(DKH_OP_TANH, x, 0, 0); }
 dk_tensor *dk_gelu(dk_tensor *x) { return run1(DKH_OP_GELU, x, 0, 0); }

@@ -76,7 +76,8 @@ typedef struct dkh_storage {
     atomic_int refs;
     dk_device device;
     void *data;
-    size_t nbytes; /* the size class: what the allocator counts */
+    size_t nbytes;    /* the size class: what the allocator counts */
+    uint64_t version; /* bumped by every in-place op; nodes check it before backward */
 } dkh_storage;
 
 /* A new storage of at least nbytes (refs 1), or NULL with DK_ERR_NOMEM recorded. */
@@ -310,7 +311,9 @@ struct dkh_node {
     int n_in;
     dk_tensor *in[DKH_MAX_IN]; /* strong references; NULL once the graph is freed */
     bool needs[DKH_MAX_IN];
-    dk_tensor *out; /* detached alias of the output (DKH_F_SAVE_OUT) */
+    uint64_t in_version[DKH_MAX_IN]; /* their storages' versions when recorded */
+    dk_tensor *out;       /* detached alias of the output (DKH_F_SAVE_OUT) */
+    uint64_t out_version;
     int n_aux;
     dk_tensor *aux[DKH_MAX_AUX]; /* the forward's auxiliary outputs, owned */
     bool freed;     /* the graph was released by a backward */
@@ -325,6 +328,11 @@ void dkh_node_unref(dkh_node *n);
  * own references to in and aux. */
 dk_status dkh_record(dkh_op_id op, const dkh_args *a, int n_in, dk_tensor *const *in,
                      dk_tensor *out, int n_aux, dk_tensor *const *aux);
+/* After op ran in place on x (its storage version already bumped), makes x
+ * the output of a new node of op whose input is an alias of x's old self:
+ * the alias takes x's place in the graph, x gets the new node. op's backward
+ * must work from the values the op wrote (relu's does). */
+dk_status dkh_record_inplace(dkh_op_id op, const dkh_args *a, dk_tensor *x);
 /* Drops the reference a scope or owner held (tensor.c). */
 void dkh_tensor_unref(dk_tensor *t);
 

@@ -143,6 +143,92 @@ static void test_graph_used_twice(void **state)
     dk_scope_end();
 }
 
+/* Loss and w's gradient (into gw[108]) through conv -> batch_norm -> relu
+ * (in place or not) -> squared and summed, in a scope of its own; *held gets
+ * the bytes the forward left alive. */
+static double bn_relu_grad(dk_tensor *x, dk_tensor *w, bool inplace, double *gw, size_t *held)
+{
+    dk_memory_stats m0, m1;
+    dk_memory_stats_get(DK_CPU, &m0);
+    dk_scope_begin();
+    dk_tensor *h = dk_batch_norm(dk_conv2d(x, w, NULL, NULL, NULL, NULL, 1), NULL, NULL, NULL,
+                                 NULL, true, 0.1, 1e-5);
+    dk_tensor *y = inplace ? dk_relu_(h) : dk_relu(h);
+    if (inplace)
+        assert_ptr_equal(y, h); /* the same tensor, now relu's output */
+    dk_tensor *l = dk_sum(dk_mul(y, y), NULL, 0, false);
+    dk_memory_stats_get(DK_CPU, &m1);
+    *held = m1.current - m0.current;
+    assert_int_equal(dk_backward(l, NULL, false), DK_OK);
+    double loss = at(l, 0);
+    for (int64_t i = 0; i < 108; i++)
+        gw[i] = at(dk_tensor_grad(w), i);
+    dk_tensor_zero_grad(w);
+    dk_scope_end();
+    return loss;
+}
+
+/* dk_relu_ gives relu's values and gradients, keeps one activation less,
+ * and refuses what would give wrong gradients. */
+static void test_relu_inplace(void **state)
+{
+    dk_scope_begin();
+    dk_rng r;
+    dk_rng_seed(&r, 7);
+    int64_t xs[4] = {2, 3, 6, 5}, ws[4] = {4, 3, 3, 3};
+    dk_tensor *x = dk_randn(4, xs, DK_DTYPE_F64, DK_CPU, &r);
+    dk_tensor *w = dk_randn(4, ws, DK_DTYPE_F64, DK_CPU, &r);
+    assert_int_equal(dk_tensor_set_requires_grad(w, true), DK_OK);
+    for (int layout = 0; layout < 2; layout++) {
+        /* The same values laid out channels-last. */
+        dk_tensor *xin = layout ? dk_permute(dk_contiguous(dk_permute(x, 4, (int[]){0, 2, 3, 1})),
+                                             4, (int[]){0, 3, 1, 2})
+                                : x;
+        double g0[108], g1[108];
+        size_t held0, held1;
+        double l0 = bn_relu_grad(xin, w, false, g0, &held0);
+        double l1 = bn_relu_grad(xin, w, true, g1, &held1);
+        assert_true(l0 == l1 && l0 > 0);
+        for (int64_t i = 0; i < 108; i++)
+            assert_true(g0[i] == g1[i]);
+        /* The out-of-place forward also kept batch_norm's output, (2, 4, 4, 3). */
+        assert_true(held0 >= held1 + 2 * 4 * 4 * 3 * sizeof(double));
+    }
+
+    /* In no-grad mode it just writes. */
+    bool was = dk_grad_set_enabled(false);
+    dk_tensor *v = vec(3, (double[]){-1, 2, -3});
+    assert_ptr_equal(dk_relu_(v), v);
+    assert_true(at(v, 0) == 0 && at(v, 1) == 2 && at(v, 2) == 0);
+    dk_grad_set_enabled(was);
+
+    /* A leaf that requires grad, and a view. */
+    dk_tensor *lf = leaf(3, (double[]){1, -2, 3});
+    assert_null(dk_relu_(lf));
+    assert_non_null(strstr(dk_last_error(), "relu_: input (3,) f64 is a leaf that requires grad"));
+    assert_true(at(lf, 1) == -2); /* untouched */
+    dk_clear_error();
+    dk_tensor *h = dk_mul_scalar(lf, 2);
+    dk_tensor *hv = dk_reshape(h, 2, (int64_t[]){3, 1});
+    assert_null(dk_relu_(hv));
+    assert_non_null(strstr(dk_last_error(), "shares its storage with another tensor"));
+    assert_null(dk_relu_(NULL)); /* keeps the first cause */
+    assert_non_null(strstr(dk_last_error(), "shares its storage"));
+    dk_clear_error();
+
+    /* mul saved h before relu_ overwrote it: its backward would read the new
+     * values, so dk_backward refuses and names the op. */
+    dk_tensor *h2 = dk_mul_scalar(lf, 3);
+    dk_tensor *p = dk_mul(h2, lf);
+    assert_ptr_equal(dk_relu_(h2), h2);
+    assert_int_equal(dk_backward(dk_sum(dk_add(p, h2), NULL, 0, false), NULL, false),
+                     DK_ERR_RUNTIME);
+    assert_non_null(strstr(dk_last_error(), "backward of mul: its input 0 (3,) f64 was changed "
+                                            "by an in-place op after mul used it"));
+    dk_clear_error();
+    dk_scope_end();
+}
+
 /* Retained tensors outlive their scope; everything else is released. */
 static void test_scopes(void **state)
 {
@@ -261,6 +347,7 @@ int main(void)
         cmocka_unit_test(test_views_of_leaves),
         cmocka_unit_test(test_no_grad_and_detach),
         cmocka_unit_test(test_graph_used_twice),
+        cmocka_unit_test(test_relu_inplace),
         cmocka_unit_test(test_scopes),
         cmocka_unit_test(test_memory_steady),
         cmocka_unit_test(test_no_scope_ownership),

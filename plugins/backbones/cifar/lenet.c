@@ -87,7 +87,7 @@ static dk_status lenet_forward(void *self, const dk_dict *in, dk_forward_mode mo
         x = conv2d_forward(&n->conv[i], x);
         if (n->batch_norm)
             x = batch_norm_forward(&n->bn[i], x);
-        x = dk_max_pool2d(dk_relu(x), pool, NULL, NULL, NULL, false); /* (N, 32, 14, 14), ... */
+        x = dk_max_pool2d(dk_relu_(x), pool, NULL, NULL, NULL, false); /* (N, 32, 14, 14), ... */
     }
     x = dk_flatten(x, 1, -1); /* (N, 64 * 7 * 7) */
     if (!x)

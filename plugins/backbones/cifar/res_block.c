@@ -76,7 +76,7 @@ dk_tensor *res_block_forward(const res_block *b, dk_tensor *x) /* (N, cin, H, W)
     for (int i = 0; i < b->n_convs; i++) {
         y = batch_norm_forward(&b->bn[i], conv2d_forward(&b->conv[i], y));
         if (i + 1 < b->n_convs)
-            y = dk_relu(y);
+            y = dk_relu_(y); /* in place: the normalised map is not kept beside it */
     }
-    return dk_relu(dk_add(y, shortcut_forward(b, x))); /* (N, cout, H / s, W / s) */
+    return dk_relu_(dk_add(y, shortcut_forward(b, x))); /* (N, cout, H / s, W / s) */
 }

@@ -91,7 +91,7 @@ static dk_status resnet_forward(void *self, const dk_dict *in, dk_forward_mode m
     dk_tensor *x = input_images(in, "ResNet"); /* (N, C, 224, 224) */
     if (!x)
         return dk_last_status();
-    x = dk_relu(batch_norm_forward(&r->bn1, conv2d_forward(&r->conv1, x))); /* (N, 64, 112, 112) */
+    x = dk_relu_(batch_norm_forward(&r->bn1, conv2d_forward(&r->conv1, x))); /* (N, 64, 112, 112) */
     const int64_t k[2] = {3, 3}, st[2] = {2, 2}, pad[2] = {1, 1};
     x = dk_max_pool2d(x, k, st, pad, NULL, false); /* (N, 64, 56, 56) */
     return res_stages_forward(&r->stages, x, out); /* ..., (N, 512 or 2048, 7, 7) */

@@ -71,7 +71,7 @@ static dk_status resnet_cifar_forward(void *self, const dk_dict *in, dk_forward_
     dk_tensor *x = input_images(in, "ResNetCifar"); /* (N, C, H, W) */
     if (!x)
         return dk_last_status();
-    x = dk_relu(batch_norm_forward(&r->bn1, conv2d_forward(&r->conv1, x))); /* (N, 16, H, W) */
+    x = dk_relu_(batch_norm_forward(&r->bn1, conv2d_forward(&r->conv1, x))); /* (N, 16, H, W) */
     return res_stages_forward(&r->stages, x, out); /* ..., (N, 64, H / 4, W / 4) */
 }
 

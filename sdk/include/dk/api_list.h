@@ -263,6 +263,8 @@
     F(DK_CHECK, dk_status, dk_runner_save_checkpoint, (dk_runner *r, const char *filename), (r, filename)) \
     F(DK_CHECK, dk_status, dk_runner_remove_checkpoint, (dk_runner *r, const char *filename), (r, filename)) \
     V(dk_runner_request_stop, (dk_runner *r, const char *reason), (r, reason))          \
+    /* --- in-place ops (ops.h) ------------------------------------------ since 1.2 */ \
+    F(, dk_tensor *, dk_relu_, (dk_tensor *x), (x))                                     \
     /* --- append new entries above this line, with their minor ----------------- */
 
 #endif /* DK_API_LIST_H */

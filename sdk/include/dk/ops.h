@@ -38,6 +38,10 @@
  * dk_leaky_relu(x, slope)  dk_clamp(x, lo, hi)  dk_pow_scalar(x, p)
  * dk_add_scalar(x, s) (x + s)  dk_mul_scalar(x, s) (x * s)
  * dk_neg, dk_abs, dk_relu, dk_clamp, dk_add_scalar, dk_mul_scalar also take integers.
+ * dk_relu_(x)  in place (ABI 1.2): writes relu(x) into x and returns x, saving the
+ *     memory of a second activation (relu after batch_norm or add). x must not be a
+ *     leaf that requires grad nor share its storage with another tensor; an op that
+ *     used x before and needs its values for backward makes dk_backward fail.
  * dk_add dk_sub dk_mul dk_div dk_pow dk_maximum dk_minimum (a, b): broadcasting;
  *     add/sub/mul/maximum/minimum also take integers (computed exactly up to 2^53)
  * dk_eq dk_ne dk_lt dk_le dk_gt dk_ge (a, b): broadcasting, result DK_DTYPE_BOOL
