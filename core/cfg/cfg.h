@@ -45,6 +45,11 @@ dk_status dkh_cfg_clone(const dk_cfg *node, dk_cfg **out) DK_CHECK;
  * created; an index past a list's end is an error. */
 dk_status dkh_cfg_override(dk_cfg *root, const char *assignment) DK_CHECK;
 
+/* "key='value'": the assignment that sets key to the string value exactly as
+ * it is (a YAML single-quoted scalar, quotes doubled), such as a work dir
+ * from the command line. New string. */
+char *dkh_cfg_string_assignment(const char *key, const char *value);
+
 /* Replaces `${a.b.c}` references: a scalar that is exactly one reference
  * takes a copy of the referenced node (any type); references inside a longer
  * string are replaced by the referenced scalar's text. References resolve

@@ -165,3 +165,16 @@ dk_status dkh_cfg_override(dk_cfg *root, const char *assignment)
     dkh_cfgi_free_segs(segs, n);
     return s;
 }
+
+char *dkh_cfg_string_assignment(const char *key, const char *value)
+{
+    dkh_buf b = DKH_BUF_INIT;
+    dkh_buf_printf(&b, "%s='", key);
+    for (const char *p = value; *p; p++) {
+        if (*p == '\'')
+            dkh_buf_putc(&b, '\'');
+        dkh_buf_putc(&b, *p);
+    }
+    dkh_buf_putc(&b, '\'');
+    return dkh_buf_take(&b);
+}

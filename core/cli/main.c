@@ -16,7 +16,10 @@
 #include "../runner/runner.h"
 #include "ckpt_cmd.h"
 #include "list_registry.h"
+#include "new_plugin.h"
 #include "plugin_path.h"
+#include "sweep.h"
+#include "../plugin/reload.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +37,10 @@ enum {
 typedef struct options {
     const char *command;
     const char *config;
+    const char **configs; /* every CONFIG given (sweep takes several) */
+    size_t n_configs;
+    int64_t repeat;           /* sweep: --repeat N */
+    const char *between_runs; /* sweep: --between-runs CMD */
     const char **plugin_dirs;
     size_t n_plugin_dirs;
     const char **overrides;
@@ -67,6 +74,8 @@ static int run_check(const options *o, dkh_registry *reg);
 static int run_print_config(const options *o, dkh_registry *reg);
 static int run_list_registry(const options *o, dkh_registry *reg);
 static int run_ckpt(const options *o, dkh_registry *reg);
+static int run_sweep(const options *o, dkh_registry *reg);
+static int run_new_plugin(const options *o, dkh_registry *reg);
 
 static const command commands[] = {
     {"train", "dkhost [train] CONFIG [--work-dir DIR] [--resume-from PATH|auto] [--load-from PATH]\n"
@@ -85,6 +94,14 @@ static const command commands[] = {
      "val_dataloader) and write the model's predictions, one JSON line per sample\n"
      "with its dataset index, to FILE (default <work_dir>/predictions.jsonl).",
      run_predict, true},
+    {"sweep", "dkhost sweep CONFIG... [--repeat N] [--between-runs CMD] [--work-dir DIR]\n"
+              "         [--seed N] [--deterministic] [--no-validate] [--cfg-options K=V ...]",
+     "Train several configs one after another in one process (each run with its own\n"
+     "work dir and log, <DIR>/<index>_<stem> with --work-dir). Unchanged datasets stay\n"
+     "loaded; hook plugins rebuilt between runs (--between-runs 'make -C hooks') are\n"
+     "reloaded; SIGHUP or a RELOAD file in DIR reloads them all. A failed run is\n"
+     "reported and the rest run; the exit code is the first failed run's.",
+     run_sweep, true},
     {"check", "dkhost check CONFIG [--cfg-options K=V ...]",
      "Validate a config and build every object it describes (model, datasets, hooks),\n"
      "then release them: finds missing data files and bad parameters before a run.",
@@ -101,6 +118,11 @@ static const command commands[] = {
      "Print a checkpoint's metadata and tensors and verify every checksum (info),\n"
      "or only verify it (verify); a damaged file exits with code 5.",
      run_ckpt, false},
+    {"new-plugin", "dkhost new-plugin --kind KIND NAME DIR",
+     "Create DIR with a plugin skeleton for a new type NAME of kind KIND (backbone,\n"
+     "neck, head, hook, transform, metric): the C source with its parameter schema,\n"
+     "a CMakeLists.txt, a Makefile and an example config, ready to build out of tree.",
+     run_new_plugin, false},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
@@ -121,6 +143,8 @@ static const char global_help[] =
     "  --seed N               seed of every random draw (overrides the config's)\n"
     "  --deterministic        identical bits on every repeat on this machine\n"
     "  --no-validate          train without the validation loop\n"
+    "  --repeat N             sweep: run the list of configs N times\n"
+    "  --between-runs CMD     sweep: run CMD with /bin/sh before every run but the first\n"
     "  --log-level LEVEL      debug, info (default), warn or error\n"
     "  -h, --help             help (dkhost COMMAND --help for one command)\n"
     "  --version              versions of dkhost and its plugin ABI\n"
@@ -198,7 +222,7 @@ static const char *option_names[] = {"--plugins",     "--no-default-plugins", "-
                                      "--json",        "--help",               "--version",
                                      "--resume-from", "--load-from",          "--checkpoint",
                                      "--seed",        "--deterministic",      "--no-validate",
-                                     "--out"};
+                                     "--out",         "--repeat",             "--between-runs"};
 
 static const command *find_command(const char *name)
 {
@@ -219,7 +243,8 @@ static int parse_args(int argc, char **argv, options *o)
 {
     o->plugin_dirs = calloc((size_t)argc, sizeof *o->plugin_dirs);
     o->overrides = calloc((size_t)argc, sizeof *o->overrides);
-    DKH_ASSERT(o->plugin_dirs && o->overrides);
+    o->configs = calloc((size_t)argc, sizeof *o->configs);
+    DKH_ASSERT(o->plugin_dirs && o->overrides && o->configs);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *value = NULL;
@@ -267,6 +292,16 @@ static int parse_args(int argc, char **argv, options *o)
             if (!*value || *end || v < 0)
                 return usage_error("--seed needs a non-negative integer, got '%s'", value, NULL);
             o->seed = v;
+        } else if (strcmp(a, "--repeat") == 0) {
+            NEED_VALUE();
+            char *end = NULL;
+            long long v = strtoll(value, &end, 10);
+            if (!*value || *end || v < 1)
+                return usage_error("--repeat needs a positive integer, got '%s'", value, NULL);
+            o->repeat = v;
+        } else if (strcmp(a, "--between-runs") == 0) {
+            NEED_VALUE();
+            o->between_runs = value;
         } else if (strcmp(a, "--deterministic") == 0) {
             o->deterministic = 1;
         } else if (strcmp(a, "--no-validate") == 0) {
@@ -300,6 +335,7 @@ static int parse_args(int argc, char **argv, options *o)
             } else if (looks_like_config(a)) {
                 o->command = "train";
                 o->config = a;
+                o->configs[o->n_configs++] = a;
             } else {
                 const char *names[N_COMMANDS];
                 for (size_t k = 0; k < N_COMMANDS; k++)
@@ -308,6 +344,9 @@ static int parse_args(int argc, char **argv, options *o)
             }
         } else if (!o->config) {
             o->config = a;
+            o->configs[o->n_configs++] = a;
+        } else if (o->command && strcmp(o->command, "sweep") == 0) {
+            o->configs[o->n_configs++] = a;
         } else {
             return usage_error("unexpected argument '%s'", a, NULL);
         }
@@ -318,20 +357,6 @@ static int parse_args(int argc, char **argv, options *o)
 
 /* --------------------------------------------------------------------- */
 
-/* Quotes s as a YAML single-quoted scalar (a quote is doubled). New string. */
-static char *yaml_quote(const char *s)
-{
-    dkh_buf b = DKH_BUF_INIT;
-    dkh_buf_putc(&b, '\'');
-    for (; *s; s++) {
-        if (*s == '\'')
-            dkh_buf_putc(&b, '\'');
-        dkh_buf_putc(&b, *s);
-    }
-    dkh_buf_putc(&b, '\'');
-    return dkh_buf_take(&b);
-}
-
 /* Loads, overrides (--work-dir last, so it wins), resolves and validates. */
 static int prepare(const options *o, dkh_registry *reg, dk_cfg **root)
 {
@@ -341,9 +366,7 @@ static int prepare(const options *o, dkh_registry *reg, dk_cfg **root)
     size_t n = o->n_overrides;
     char *work_dir = NULL;
     if (o->work_dir) {
-        char *quoted = yaml_quote(o->work_dir);
-        work_dir = dkh_asprintf("work_dir=%s", quoted);
-        free(quoted);
+        work_dir = dkh_cfg_string_assignment("work_dir", o->work_dir);
         overrides[n++] = work_dir;
     }
     dk_status s = dkh_config_prepare(o->config, overrides, n, reg, root);
@@ -433,6 +456,27 @@ static int run_predict(const options *o, dkh_registry *reg)
     return run_job(o, reg, DKH_RUN_PREDICT);
 }
 
+static int run_sweep(const options *o, dkh_registry *reg)
+{
+    if (o->resume_from || o->load_from || o->checkpoint || o->out)
+        return usage_error("%s: a sweep takes no --resume-from, --load-from, --checkpoint or "
+                           "--out (each run starts afresh)", "sweep", NULL);
+    dkh_sweep_args a = {
+        .configs = o->configs,
+        .n_configs = o->n_configs,
+        .repeat = o->repeat > 0 ? o->repeat : 1,
+        .between_runs = o->between_runs,
+        .overrides = o->overrides,
+        .n_overrides = o->n_overrides,
+        .work_dir = o->work_dir,
+        .seed = o->seed,
+        .deterministic = o->deterministic,
+        .no_validate = o->no_validate,
+        .report = report,
+    };
+    return dkh_cli_sweep(&a, reg);
+}
+
 static int run_print_config(const options *o, dkh_registry *reg)
 {
     dk_cfg *root = NULL;
@@ -467,11 +511,20 @@ static int run_ckpt(const options *o, dkh_registry *reg)
                        NULL);
 }
 
+/* Reached only when options precede "new-plugin": it takes none (main runs it first). */
+static int run_new_plugin(const options *o, dkh_registry *reg)
+{
+    return usage_error("%s takes no global options: dkhost new-plugin --kind KIND NAME DIR",
+                       "new-plugin", NULL);
+}
+
 int main(int argc, char **argv)
 {
     /* `dkhost ckpt ...` has sub-commands and parses its own arguments. */
     if (argc > 1 && strcmp(argv[1], "ckpt") == 0)
         return dkh_cli_ckpt(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "new-plugin") == 0)
+        return dkh_cli_new_plugin(argc - 1, argv + 1);
     options o = {.seed = -1, .deterministic = -1};
     int rc = parse_args(argc, argv, &o);
     if (rc >= 0)
@@ -491,6 +544,11 @@ int main(int argc, char **argv)
         rc = usage_error("%s needs a CONFIG file", cmd->name, NULL);
         goto done;
     }
+    if ((o.repeat || o.between_runs) && strcmp(cmd->name, "sweep") != 0) {
+        rc = usage_error("%s is an option of 'dkhost sweep'",
+                         o.repeat ? "--repeat" : "--between-runs", NULL);
+        goto done;
+    }
     if (!cmd->needs_config && o.config) {
         rc = usage_error("unexpected argument '%s'", o.config, NULL);
         goto done;
@@ -498,6 +556,8 @@ int main(int argc, char **argv)
 
     dkh_registry *reg = dkh_registry_new();
     dkh_registry_set_current(reg);
+    /* A sweep may swap hook plugins, so it runs them from private copies. */
+    dkh_registry_set_private_copies(reg, cmd->run == run_sweep);
     /* The host's own types (optimizers, schedules) first: plugins cannot take their names. */
     dk_status s = dkh_optim_register_builtins(reg);
     if (s == DK_OK)
@@ -509,8 +569,10 @@ int main(int argc, char **argv)
     }
     dkh_registry_set_current(NULL);
     dkh_registry_free(reg);
+    dkh_private_dir_remove();
 done:
     free(o.plugin_dirs);
     free(o.overrides);
+    free(o.configs);
     return rc;
 }

@@ -9,6 +9,11 @@
  * Every refusal is one line naming the file, is recorded in the registry,
  * and leaves the registry as it was: types registered during init are staged
  * (see register.c) and simply dropped, and the library is closed again.
+ *
+ * In a sweep the registry maps unloadable plugins from private copies, and a
+ * reload (reload.c) loads the next build of a plugin through the same steps:
+ * its types may take the place of the old build's, and a refusal is only a
+ * message, since the old build stays.
  */
 #include "host_api.h"
 #include "internal.h"
@@ -21,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* What a refusal needs besides its message. */
 typedef struct refusal_ctx {
@@ -29,7 +35,17 @@ typedef struct refusal_ctx {
     const char *plugin_name; /* from the descriptor once readable */
     dk_registrar *g;         /* the init session, for what it attempted */
     bool not_a_plugin;
+    bool quiet;              /* a reload: the message only, no refusal recorded */
 } refusal_ctx;
+
+/* One load: a file found in a plugin directory, or the next build of a
+ * loaded plugin (a reload). */
+typedef struct load_req {
+    const char *path;         /* the plugin file as found: messages, pub.path */
+    const char *open_path;    /* a private copy of path to map instead; NULL: path */
+    const dkh_file_id *id;    /* what open_path holds; NULL: read path's */
+    dkh_plugin_rec *replaces; /* a reload: the plugin the new build replaces */
+} load_req;
 
 /* Records the refusal and sets the error slot to "<path>: <message>". A
  * message that already starts with the path (one dk_register wrote) is
@@ -64,6 +80,10 @@ static dk_status refuse(refusal_ctx *c, dk_status status, const char *fmt, ...)
         c->g->n_attempted = c->g->cap_attempted = 0;
     }
     dk_fail(status, "%s", f.reason);
+    if (c->quiet) {
+        dkh_refusal_fini(&f);
+        return status;
+    }
     dkh_reg_add_refusal(c->r, &f);
     return status;
 }
@@ -95,10 +115,11 @@ static void describe_magic(const unsigned char *b, char out[48])
  * failed init gets no shutdown call: it never finished initialising, so
  * undoing its partial work is its own job before it returns. */
 static dk_status run_init(dkh_registry *r, dkh_plugin_rec *p, const dk_plugin_desc *d,
-                          refusal_ctx *c)
+                          refusal_ctx *c, dkh_plugin_rec *replaces)
 {
     dk_registrar g;
     dkh_registrar_init(&g, r, p, p->pub.path);
+    g.replacing = replaces;
     c->g = &g;
     dk_clear_error();
     dk_status s = d->init(dkh_host_api(), &g);
@@ -118,7 +139,9 @@ static dk_status run_init(dkh_registry *r, dkh_plugin_rec *p, const dk_plugin_de
         else
             out = refuse(c, s, "init failed: %s", msg);
     }
-    if (out == DK_OK)
+    if (out == DK_OK && replaces)
+        dkh_reg_replace(r, replaces, p, &g);
+    else if (out == DK_OK)
         dkh_reg_commit(r, p, &g);
     /* Custom ops staged by this init become callable with the plugin, or go
      * with its refusal. */
@@ -128,12 +151,20 @@ static dk_status run_init(dkh_registry *r, dkh_plugin_rec *p, const dk_plugin_de
     return out;
 }
 
-dk_status dkh_registry_load_file(dkh_registry *r, const char *path)
+static dk_status load(dkh_registry *r, const load_req *q)
 {
-    refusal_ctx c = {.r = r, .path = path};
+    const char *path = q->path;
+    refusal_ctx c = {.r = r, .path = path, .quiet = q->replaces != NULL};
+    dkh_file_id id;
+    if (q->id) {
+        id = *q->id;
+    } else if (!dkh_file_id_read(path, dkh_reg_private_copies(r), &id)) {
+        memset(&id, 0, sizeof id);
+    }
+    const char *target = q->open_path ? q->open_path : path;
     /* dlopen searches the library path for a bare name; a plugin file is
      * always meant literally. */
-    char *open_path = strchr(path, '/') ? dkh_strdup(path) : dkh_asprintf("./%s", path);
+    char *open_path = strchr(target, '/') ? dkh_strdup(target) : dkh_asprintf("./%s", target);
     dlerror();
     void *h = dlopen(open_path, RTLD_NOW | RTLD_LOCAL);
     free(open_path);
@@ -210,16 +241,52 @@ dk_status dkh_registry_load_file(dkh_registry *r, const char *path)
         s = refuse(&c, DK_ERR_PLUGIN, "descriptor has no init function");
         goto fail;
     }
+    if (q->replaces && strcmp(dd.name, q->replaces->pub.name) != 0) {
+        s = refuse(&c, DK_ERR_PLUGIN,
+                   "the new build is named '%s', the loaded one '%s'; a reload must keep the "
+                   "plugin's name (restart dkhost to load it under the new name)",
+                   dd.name, q->replaces->pub.name);
+        goto fail;
+    }
     const dkh_plugin_rec *twin = dkh_reg_plugin_by_name(r, dd.name);
-    if (twin) {
+    if (twin && twin != q->replaces) {
         s = refuse(&c, DK_ERR_DUPLICATE, "plugin name '%s' is already used by %s", dd.name,
                    twin->pub.path);
         goto fail;
     }
 
+    /* In a sweep an unloadable plugin runs from a private copy, so that a
+     * rebuild of its file cannot change a mapped library under it. Only
+     * the entry function has run so far: closing and mapping the copy
+     * instead is safe. */
+    if (!q->open_path && !q->replaces && dkh_reg_private_copies(r) &&
+        (dd.flags & DK_PLUGIN_UNLOADABLE)) {
+        char *copy = NULL;
+        dkh_file_id cid;
+        s = dkh_private_copy(path, &copy, &cid);
+        if (s != DK_OK) {
+            s = refuse(&c, s, "%s", dk_last_error());
+            goto fail;
+        }
+        /* Closed for real even under DK_NO_DLCLOSE: a probe that stayed
+         * mapped would be the very mapping a rebuild in place corrupts. */
+        dlclose(h);
+        load_req q2 = *q;
+        q2.open_path = copy;
+        q2.id = &cid;
+        s = load(r, &q2);
+        if (s != DK_OK)
+            unlink(copy);
+        free(copy);
+        return s;
+    }
+
     p = calloc(1, sizeof *p);
     DKH_ASSERT(p != NULL);
     p->pub.path = dkh_strdup(path);
+    p->pub.loaded_path = dkh_strdup(target);
+    p->private_copy = q->open_path != NULL;
+    p->file = id;
     p->pub.name = dkh_strdup(dd.name);
     p->pub.version = dkh_strdup(dd.version ? dd.version : "");
     p->pub.summary = dkh_strdup(dd.summary);
@@ -237,7 +304,7 @@ dk_status dkh_registry_load_file(dkh_registry *r, const char *path)
     static atomic_uint_fast64_t next_serial = 1;
     p->serial = atomic_fetch_add(&next_serial, 1);
 
-    s = run_init(r, p, &dd, &c);
+    s = run_init(r, p, &dd, &c, q->replaces);
     if (s == DK_OK)
         return DK_OK;
 
@@ -245,6 +312,19 @@ fail:
     dkh_plugin_rec_free(p);
     dkh_library_close(h);
     return s;
+}
+
+dk_status dkh_registry_load_file(dkh_registry *r, const char *path)
+{
+    load_req q = {.path = path};
+    return load(r, &q);
+}
+
+dk_status dkh_registry_load_replacement(dkh_registry *r, dkh_plugin_rec *old,
+                                        const char *open_path, const dkh_file_id *id)
+{
+    load_req q = {.path = old->pub.path, .open_path = open_path, .id = id, .replaces = old};
+    return load(r, &q);
 }
 
 static int cmp_names(const void *a, const void *b)

@@ -278,6 +278,9 @@ static dk_status stage(dk_registrar *g, const dk_type_info *info)
     DK_TRY(dkh_type_copy(g->reg, g, info, &t));
     const char *self = g->path ? g->path : "the host";
     const dkh_type *old = dkh_reg_lookup(g->reg, t->info.kind, t->info.name);
+    /* A reload registers the types of the build it replaces once more. */
+    if (old && g->replacing && old->plugin == &g->replacing->pub)
+        old = NULL;
     dk_status s = DK_OK;
     if (old) {
         if (old->plugin)

@@ -13,6 +13,7 @@
 #include <dlfcn.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct dkh_registry {
     dkh_plugin_rec **plugins; /* load order */
@@ -21,6 +22,8 @@ struct dkh_registry {
     size_t n_types, cap_types;
     dkh_refusal *refusals; /* in the order they happened */
     size_t n_refusals, cap_refusals;
+    bool private_copies; /* unloadable plugins load from private copies (sweeps) */
+    int active_runs;     /* dkh_registry_run_begin minus _end: no reloads while > 0 */
 };
 
 /* Set by main and tests; a plain pointer because it is set once before any
@@ -52,6 +55,7 @@ void dkh_plugin_rec_free(dkh_plugin_rec *p)
     if (!p)
         return;
     free(p->pub.path);
+    free(p->pub.loaded_path);
     free(p->pub.name);
     free(p->pub.version);
     free(p->pub.summary);
@@ -78,10 +82,13 @@ static void plugin_close(dkh_plugin_rec *p)
     if (p->pub.desc && p->pub.desc->shutdown)
         p->pub.desc->shutdown();
     dkh_library_close(p->pub.handle);
+    /* The mapping (if DK_NO_DLCLOSE keeps one) survives the unlink. */
+    if (p->private_copy)
+        unlink(p->pub.loaded_path);
     dkh_plugin_rec_free(p);
 }
 
-static void refusal_fini(dkh_refusal *f)
+void dkh_refusal_fini(dkh_refusal *f)
 {
     free(f->path);
     free(f->reason);
@@ -103,7 +110,7 @@ void dkh_registry_free(dkh_registry *r)
         plugin_close(r->plugins[i]);
     free(r->plugins);
     for (size_t i = 0; i < r->n_refusals; i++)
-        refusal_fini(&r->refusals[i]);
+        dkh_refusal_fini(&r->refusals[i]);
     free(r->refusals);
     if (current_registry == r)
         current_registry = NULL;
@@ -260,6 +267,56 @@ void dkh_reg_commit(dkh_registry *r, dkh_plugin_rec *p, dk_registrar *g)
     for (size_t i = 0; i < g->n_pending; i++)
         insert_type(r, g->pending[i]);
     g->n_pending = 0;
+}
+
+void dkh_reg_replace(dkh_registry *r, dkh_plugin_rec *old, dkh_plugin_rec *p, dk_registrar *g)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < r->n_types; i++) {
+        if (r->types[i]->plugin == &old->pub)
+            dkh_type_free(r->types[i]);
+        else
+            r->types[w++] = r->types[i];
+    }
+    r->n_types = w;
+    size_t at = r->n_plugins;
+    for (size_t i = 0; i < r->n_plugins; i++)
+        if (r->plugins[i] == old)
+            at = i;
+    DKH_ASSERT(at < r->n_plugins && "replacing a plugin the registry does not hold");
+    r->plugins[at] = p;
+    for (size_t i = 0; i < g->n_pending; i++)
+        insert_type(r, g->pending[i]);
+    g->n_pending = 0;
+}
+
+void dkh_registry_set_private_copies(dkh_registry *r, bool on)
+{
+    r->private_copies = on;
+}
+
+bool dkh_reg_private_copies(const dkh_registry *r)
+{
+    return r->private_copies;
+}
+
+void dkh_registry_run_begin(dkh_registry *r)
+{
+    if (r)
+        r->active_runs++;
+}
+
+void dkh_registry_run_end(dkh_registry *r)
+{
+    if (r) {
+        DKH_ASSERT(r->active_runs > 0 && "run_end without run_begin");
+        r->active_runs--;
+    }
+}
+
+bool dkh_registry_run_active(const dkh_registry *r)
+{
+    return r && r->active_runs > 0;
 }
 
 void dkh_reg_add_refusal(dkh_registry *r, dkh_refusal *ref)

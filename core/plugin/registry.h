@@ -22,6 +22,7 @@ typedef struct dkh_registry dkh_registry;
 /* A loaded plugin. All strings are host-owned copies. */
 typedef struct dkh_plugin {
     char *path;     /* the file as found (e.g. "build/plugins/backbones.so") */
+    char *loaded_path; /* the file mapped: path, or a private copy of it (sweeps) */
     char *name;
     char *version;  /* "" when the descriptor has none */
     char *summary;
@@ -108,6 +109,17 @@ const dkh_refusal *dkh_registry_refusal_at(const dkh_registry *r, size_t i);
 /* Unloads one plugin: removes its types, calls shutdown, dlcloses. Refused
  * while any dk_object of its types is alive. (Used by hook reloading.) */
 dk_status dkh_registry_unload(dkh_registry *r, const char *plugin_name) DK_CHECK;
+
+/* Sweeps (core/plugin/reload.h): from now on, plugins flagged
+ * DK_PLUGIN_UNLOADABLE are loaded from private copies of their files, so a
+ * rebuild of the file in place never touches a mapped library. */
+void dkh_registry_set_private_copies(dkh_registry *r, bool on);
+
+/* Marks a run as active (the runner calls these around every run; NULL is
+ * a no-op). Plugins are never reloaded while a run is active. */
+void dkh_registry_run_begin(dkh_registry *r);
+void dkh_registry_run_end(dkh_registry *r);
+bool dkh_registry_run_active(const dkh_registry *r);
 
 /* Number of live dk_objects created from types of plugin p. */
 size_t dkh_registry_live_objects(const dkh_registry *r, const dkh_plugin *p);

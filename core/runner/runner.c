@@ -10,6 +10,7 @@
 
 #include "../backends/cpu/dnnl_cpu.h"
 #include "../nn/nn.h"
+#include "../plugin/registry.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -65,7 +66,13 @@ static dk_status split_open(dk_runner *r, dkh_split *sp, const char *key, const 
         sp->cfg = NULL;
         return DK_OK;
     }
-    DK_TRY(dk_object_build(dk_cfg_get(sp->cfg, "dataset"), "dataset", &sp->dataset));
+    bool reused = false;
+    const dk_cfg *ds = dk_cfg_get(sp->cfg, "dataset");
+    DK_TRY(dkh_dataset_cache_acquire(r->opts.dataset_cache, ds, &sp->dataset, &reused));
+    if (reused)
+        dk_log(DK_LOG_INFO, "%s.dataset: reusing the %s dataset an earlier run of this sweep "
+                            "built (its config is unchanged)",
+               key, dk_object_type(sp->dataset)->name);
     DK_TRY(dk_cfg_get_int(sp->cfg, "batch_size", &sp->batch_size));
     DK_TRY(dkh_loader_new(sp->cfg, sp->dataset, r->seed, &sp->loader));
     const dk_cfg *metrics = evaluator ? dk_cfg_get(r->cfg, evaluator) : NULL;
@@ -82,7 +89,7 @@ static dk_status split_open(dk_runner *r, dkh_split *sp, const char *key, const 
     return DK_OK;
 }
 
-static void split_close(dkh_split *sp)
+static void split_close(dk_runner *r, dkh_split *sp)
 {
     for (size_t i = sp->n_metrics; i-- > 0;) {
         dk_object_free(sp->metrics[i]);
@@ -91,7 +98,7 @@ static void split_close(dkh_split *sp)
     free(sp->metrics);
     free(sp->metric_prefix);
     dkh_loader_free(sp->loader);
-    dk_object_free(sp->dataset);
+    dkh_dataset_cache_release(r->opts.dataset_cache, sp->dataset);
     memset(sp, 0, sizeof *sp);
 }
 
@@ -332,6 +339,9 @@ dk_status dkh_run(const dk_cfg *root, const dkh_run_options *opts)
     r->opts = *opts;
     r->outputs = dk_dict_new();
     DKH_ASSERT(r->outputs != NULL);
+    /* No plugin may be swapped while this run holds its objects. */
+    dkh_registry *reg = dkh_registry_current();
+    dkh_registry_run_begin(reg);
 
     dk_status s = read_settings(r);
     if (s == DK_OK)
@@ -354,15 +364,16 @@ dk_status dkh_run(const dk_cfg *root, const dkh_run_options *opts)
     dkh_hooks_free(r);
     dkh_sched_free(r->sched);
     dkh_optim_free(r->optim);
-    split_close(&r->test);
-    split_close(&r->val);
-    split_close(&r->train);
+    split_close(r, &r->test);
+    split_close(r, &r->val);
+    split_close(r, &r->train);
     dk_object_free(r->model);
     dkh_work_dir_close(r);
     dk_dict_free(r->outputs);
     free(r->env_yaml);
     free(r->stop_reason);
     free(r);
+    dkh_registry_run_end(reg);
     if (msg) {
         dk_fail(s, "%s", msg);
         free(msg);

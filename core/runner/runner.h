@@ -13,6 +13,9 @@
 
 typedef enum dkh_run_mode { DKH_RUN_TRAIN, DKH_RUN_TEST, DKH_RUN_PREDICT } dkh_run_mode;
 
+/* Datasets kept across the runs of a sweep (dataset_cache.c). */
+typedef struct dkh_dataset_cache dkh_dataset_cache;
+
 /* What the command line adds to a config. NULL/negative = not given. */
 typedef struct dkh_run_options {
     dkh_run_mode mode;
@@ -24,11 +27,34 @@ typedef struct dkh_run_options {
     int64_t seed;             /* -1: the config's */
     int deterministic;        /* -1: the config's, else 0/1 */
     bool no_validate;
+    dkh_dataset_cache *dataset_cache; /* sweeps: reuse unchanged datasets; NULL: build each */
 } dkh_run_options;
 
 /* Runs a whole train, test or predict job. Errors carry the message of the first
  * cause (a hook, a data file, an op inside a module); the caller prints it
  * and picks the exit code from the status. */
 dk_status dkh_run(const dk_cfg *root, const dkh_run_options *opts) DK_CHECK;
+
+/* The signal (SIGINT, SIGTERM) that interrupted the last training loop, or
+ * 0 when it ran to its end: a sweep stops instead of starting the next run. */
+int dkh_train_interrupted(void);
+
+/* A cache of built datasets, keyed by the dump of each dataset's resolved
+ * config. New; free with dkh_dataset_cache_free before the registry (the
+ * objects' code lives in plugins). NULL is a no-op for _free and _trim. */
+dkh_dataset_cache *dkh_dataset_cache_new(void);
+void dkh_dataset_cache_free(dkh_dataset_cache *c);
+/* Called after each run: frees the datasets that run did not use (nothing
+ * when it used none, having failed before building its data). */
+void dkh_dataset_cache_trim(dkh_dataset_cache *c);
+/* Number of datasets held. */
+size_t dkh_dataset_cache_size(const dkh_dataset_cache *c);
+/* The dataset node describes: a cached one not lent to anyone else
+ * (*reused true) or a new one the cache keeps. Borrowed until
+ * dkh_dataset_cache_release. With c NULL: dk_object_build. */
+dk_status dkh_dataset_cache_acquire(dkh_dataset_cache *c, const dk_cfg *node, dk_object **out,
+                                    bool *reused) DK_CHECK;
+/* Gives obj back to c; an object c does not hold (or c NULL) is freed. */
+void dkh_dataset_cache_release(dkh_dataset_cache *c, dk_object *obj);
 
 #endif /* DKH_RUNNER_H */

@@ -379,6 +379,11 @@ static dk_status run_iter_loop(dk_runner *r, buffer_snapshot *snap)
     return dkh_hooks_call(r, DKH_POINT_after_train_epoch);
 }
 
+int dkh_train_interrupted(void)
+{
+    return interrupted;
+}
+
 dk_status dkh_train(dk_runner *r)
 {
     dk_log(DK_LOG_INFO, "start training: %s%lld iterations of batch %lld, %lld per epoch",
