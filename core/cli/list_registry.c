@@ -4,13 +4,15 @@
  * plugins offer: each plugin with its version, license, ABI and file; each
  * type grouped by kind with its parameters (type, default or "required",
  * range, choices, doc; STRUCT fields indented below their parameter); and
- * every file that was refused, with the reason. The JSON form carries the
+ * the custom ops plugins registered (without --kind); and every file that
+ * was refused, with the reason. The JSON form carries the
  * same facts with a fixed key order so scripts and golden tests can rely on
  * it. Everything goes into a buffer; main decides where it is printed.
  */
 #include "list_registry.h"
 
 #include "../cfg/cfg.h"
+#include "../tensor/custom_op.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -241,6 +243,19 @@ static void text_listing(const dkh_registry *r, const char *filter, dkh_buf *out
         text_params(&t->info, out);
     }
 
+    if (!filter) {
+        dkh_custom_op_view op;
+        size_t nops = 0;
+        while (dkh_custom_op_at(nops, &op))
+            nops++;
+        dkh_buf_printf(out, "\nCustom ops (%zu)\n", nops);
+        for (size_t i = 0; dkh_custom_op_at(i, &op); i++)
+            dkh_buf_printf(out, "  %s  %d input%s, kernels: %s%s, backward: %s\n      %s\n"
+                                "      file:   %s\n",
+                           op.name, op.n_in, op.n_in == 1 ? "" : "s", op.cpu ? "cpu" : "",
+                           op.cuda ? " cuda" : "", op.backward, op.summary, op.path);
+    }
+
     dkh_buf_printf(out, "\nRefused (%zu)\n", dkh_registry_n_refusals(r));
     for (size_t i = 0; i < dkh_registry_n_refusals(r); i++) {
         const dkh_refusal *f = dkh_registry_refusal_at(r, i);
@@ -408,6 +423,31 @@ static void json_listing(const dkh_registry *r, const char *filter, dkh_buf *b)
         dkh_buf_putc(b, ',');
         json_key(b, "params");
         json_params(t->info.params, t->info.n_params, b);
+        dkh_buf_putc(b, '}');
+    }
+    dkh_buf_puts(b, sep[0] == ',' ? "\n  ],\n  \"custom_ops\": [" : "],\n  \"custom_ops\": [");
+
+    sep = "\n    ";
+    dkh_custom_op_view op;
+    for (size_t i = 0; !filter && dkh_custom_op_at(i, &op); i++) {
+        dkh_buf_printf(b, "%s{", sep);
+        sep = ",\n    ";
+        json_key(b, "name");
+        dkh_buf_json_str(b, op.name);
+        dkh_buf_putc(b, ',');
+        json_key(b, "summary");
+        dkh_buf_json_str(b, op.summary);
+        dkh_buf_putc(b, ',');
+        json_key(b, "inputs");
+        dkh_buf_printf(b, "%d,", op.n_in);
+        json_key(b, "kernels");
+        dkh_buf_printf(b, "[%s%s%s],", op.cpu ? "\"cpu\"" : "", op.cpu && op.cuda ? "," : "",
+                       op.cuda ? "\"cuda\"" : "");
+        json_key(b, "backward");
+        dkh_buf_json_str(b, op.backward);
+        dkh_buf_putc(b, ',');
+        json_key(b, "file");
+        dkh_buf_json_str(b, op.path);
         dkh_buf_putc(b, '}');
     }
     dkh_buf_puts(b, sep[0] == ',' ? "\n  ],\n  \"refused\": [" : "],\n  \"refused\": [");

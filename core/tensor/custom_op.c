@@ -44,6 +44,7 @@ typedef struct op_rec {
     const void *session; /* while STAGED */
     uint64_t owner;      /* the plugin's load serial; 0 for the host */
     char *path;          /* the plugin file, for messages ("the host" when owner is 0) */
+    char *summary;
     unsigned flags;
     dk_op_infer_fn infer;
     dk_op_backward_fn backward;
@@ -475,6 +476,7 @@ dk_status dkh_custom_op_stage(const dk_op_info *info, const dkh_op_owner *owner,
     r->session = owner->session;
     r->owner = owner->serial;
     r->path = dkh_strdup(owner->path ? owner->path : "the host");
+    r->summary = dkh_strdup(in.summary);
     r->flags = in.flags;
     r->infer = in.infer;
     r->backward = in.backward;
@@ -504,6 +506,33 @@ void dkh_custom_ops_finish(const void *session, bool commit)
         }
     }
     pthread_mutex_unlock(&lock);
+}
+
+bool dkh_custom_op_at(size_t i, dkh_custom_op_view *out)
+{
+    pthread_mutex_lock(&lock);
+    int n = n_recs;
+    pthread_mutex_unlock(&lock);
+    size_t seen = 0;
+    for (int k = 0; k < n; k++) {
+        const op_rec *r = atomic_load(&table[k]);
+        if (r->owner == 0 || !op_alive(r) || seen++ < i)
+            continue;
+        bool kernel_bwd = false;
+        for (int d = 0; d < DK_DEVICE_TYPE_COUNT; d++)
+            kernel_bwd |= r->kernels[d].backward != NULL;
+        *out = (dkh_custom_op_view){
+            .name = r->def.name,
+            .summary = r->summary,
+            .path = r->path,
+            .n_in = r->def.n_in,
+            .cpu = r->kernels[DK_DEVICE_CPU].forward != NULL,
+            .cuda = r->kernels[DK_DEVICE_CUDA].forward != NULL,
+            .backward = kernel_bwd ? "kernel" : r->backward ? "ops" : "none",
+        };
+        return true;
+    }
+    return false;
 }
 
 int32_t dk_op_find(const char *name)

@@ -46,6 +46,20 @@ typedef struct dkh_op_owner {
 dk_status dkh_custom_op_stage(const dk_op_info *info, const dkh_op_owner *owner, int32_t *id);
 void dkh_custom_ops_finish(const void *session, bool commit);
 
+/* A live custom op a plugin registered, as `dkhost list-registry` shows it.
+ * The strings are borrowed and stay valid for the life of the process. */
+typedef struct dkh_custom_op_view {
+    const char *name, *summary;
+    const char *path;     /* the registering plugin's file */
+    int n_in;
+    bool cpu, cuda;       /* forward kernels */
+    const char *backward; /* "kernel", "ops" (a formula over ops) or "none" */
+} dkh_custom_op_view;
+
+/* The i-th (from 0, in registration order) op of a loaded plugin that is
+ * callable now; false past the last. The host's own ops are not listed. */
+bool dkh_custom_op_at(size_t i, dkh_custom_op_view *out);
+
 /* Provided by core/plugin/register.c, which can see the plugin records: finds
  * the plugin with load serial `serial` in the current registry and adds delta
  * to its count of live holders (which blocks dkh_registry_unload while

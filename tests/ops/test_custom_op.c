@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/list_registry.h"
 #include "plugin/registry.h"
 #include "tensor/custom_op.h"
 
@@ -461,6 +462,30 @@ static void test_unload_with_live_tape_node(void **state)
     dk_scope_end();
 }
 
+/* `dkhost list-registry` shows a plugin's ops (text and JSON), and only
+ * while the plugin is loaded. */
+static void test_listed(void **state)
+{
+    dkh_registry *r = *state;
+    dkh_buf out = DKH_BUF_INIT;
+    assert_int_equal(dkh_list_registry(r, NULL, false, &out), DK_OK);
+    assert_contains(dkh_buf_str(&out), "Custom ops (2)\n  example.scaled_tanh  1 input, kernels: "
+                                       "cpu, backward: ops\n      a * tanh(b * x)\n      file:   "
+                                       EXAMPLE "\n");
+    assert_contains(dkh_buf_str(&out), "  example.segment_sum  2 inputs, kernels: cpu, backward: "
+                                       "kernel\n");
+    dkh_buf_fini(&out);
+    assert_int_equal(dkh_list_registry(r, NULL, true, &out), DK_OK);
+    assert_contains(dkh_buf_str(&out), "{\"name\":\"example.segment_sum\",");
+    assert_contains(dkh_buf_str(&out), "\"inputs\":2,\"kernels\":[\"cpu\"],\"backward\":"
+                                       "\"kernel\",\"file\":\"" EXAMPLE "\"}");
+    dkh_buf_fini(&out);
+    assert_int_equal(dkh_registry_unload(r, "segment_ops"), DK_OK);
+    assert_int_equal(dkh_list_registry(r, NULL, false, &out), DK_OK);
+    assert_contains(dkh_buf_str(&out), "Custom ops (0)\n");
+    dkh_buf_fini(&out);
+}
+
 /* Freeing the whole registry closes every plugin regardless of holds (it is
  * the end of the process's use of them); a tape node left over must then
  * fail its backward cleanly rather than call unmapped code. */
@@ -487,6 +512,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_scaled_tanh_forward, setup, teardown),
         cmocka_unit_test_setup_teardown(test_segment_sum_forward_and_aux, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gradients, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_listed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_null_propagation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scopes_free_everything, setup, teardown),
