@@ -44,11 +44,7 @@
 enum { OK = 0, RUNTIME = 1, USAGE = 2, CONFIG = 3 };
 
 static const char base_config[] =
-    "model:\n"
-    "  type: ImageClassifier\n"
-    "  backbone: {type: LeNet, in_channels: 1, input_size: 8, channels: [4, 8]}\n"
-    "  head: {type: LinearClsHead, in_channels: 32, num_classes: 4,\n"
-    "         loss: {type: CrossEntropyLoss}}\n"
+    TOY_MODEL_CONFIG
     "train_dataloader:\n"
     "  batch_size: 32\n"
     "  shuffle: true\n"

@@ -8,6 +8,15 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+/* The small LeNet classifier the toy runs train: 8x8 one-channel images of
+ * four classes (the start of a config; the loaders and the rest follow). */
+#define TOY_MODEL_CONFIG                                                           \
+    "model:\n"                                                                     \
+    "  type: ImageClassifier\n"                                                    \
+    "  backbone: {type: LeNet, in_channels: 1, input_size: 8, channels: [4, 8]}\n" \
+    "  head: {type: LinearClsHead, in_channels: 32, num_classes: 4,\n"             \
+    "         loss: {type: CrossEntropyLoss}}\n"
+
 /* Where the fixture plugin is built. */
 #define TOY_PLUGINS DK_BINARY_DIR "/tests/runner/plugins"
 

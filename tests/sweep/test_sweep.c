@@ -40,11 +40,7 @@
 #define BUILD(b) SWEEP_FIXTURES "/" b "/sweep_hook.so"
 
 static const char base_config[] =
-    "model:\n"
-    "  type: ImageClassifier\n"
-    "  backbone: {type: LeNet, in_channels: 1, input_size: 8, channels: [4, 8]}\n"
-    "  head: {type: LinearClsHead, in_channels: 32, num_classes: 4,\n"
-    "         loss: {type: CrossEntropyLoss}}\n"
+    TOY_MODEL_CONFIG
     "train_dataloader:\n"
     "  batch_size: 16\n"
     "  dataset: {type: ToyBlobs, num_samples: %d}\n"
