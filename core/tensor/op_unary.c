@@ -230,8 +230,9 @@ static dk_tensor *run1_inplace(dkh_op_id op, const char *name, dk_tensor *x)
                                 "would change the values its gradient is taken at (use %.*s)",
                     name, dkh_buf_str(&b), (int)strlen(name) - 1, name);
     else if (atomic_load(&x->storage->refs) != 1)
-        s = dk_fail(DK_ERR_ARG, "%s: input %s shares its storage with another tensor (a view "
-                                "of it, or one it views); use %.*s",
+        s = dk_fail(DK_ERR_ARG, "%s: input %s shares its storage with another tensor (a view, "
+                                "or the output an op such as exp saved for its gradient); "
+                                "use %.*s",
                     name, dkh_buf_str(&b), (int)strlen(name) - 1, name);
     else if ((s = unary_infer_for(op, &x, &m)) == DK_OK) {
         dkh_args a = {.nv = 0};

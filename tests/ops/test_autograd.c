@@ -215,6 +215,11 @@ static void test_relu_inplace(void **state)
     assert_null(dk_relu_(NULL)); /* keeps the first cause */
     assert_non_null(strstr(dk_last_error(), "shares its storage"));
     dk_clear_error();
+    /* exp's node keeps its output for the gradient: writing into it is refused. */
+    dk_tensor *e = dk_exp(h);
+    assert_null(dk_relu_(e));
+    assert_non_null(strstr(dk_last_error(), "or the output an op such as exp saved"));
+    dk_clear_error();
 
     /* mul saved h before relu_ overwrote it: its backward would read the new
      * values, so dk_backward refuses and names the op. */
