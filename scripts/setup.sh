@@ -12,10 +12,11 @@ shift || true
 # Build: compiler, CMake, pkg-config; libyaml (configs), zlib (gzip data
 # files), zstd (checkpoints), oneDNN (CPU convolution, normalisation, matmul), libjpeg-turbo
 # (ImageFolder's decoder); tests: cmocka, binutils (nm); the demo's data:
-# Fashion-MNIST. (clang and libclang-rt-dev, when present, also build the
-# checkpoint fuzzer; without them its test is skipped.)
+# Fashion-MNIST; distributed training (core/dist/) and its tests: Open MPI
+# (headers and libmpi; mpirun). (clang and libclang-rt-dev, when present,
+# also build the checkpoint fuzzer; without them its test is skipped.)
 packages=(build-essential cmake pkg-config libyaml-dev zlib1g-dev libzstd-dev libcmocka-dev binutils libdnnl-dev
-          libjpeg-dev dataset-fashion-mnist)
+          libjpeg-dev dataset-fashion-mnist openmpi-bin libopenmpi-dev)
 
 missing=()
 for p in "${packages[@]}"; do
