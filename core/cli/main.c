@@ -10,6 +10,7 @@
 #include <dk/dk.h>
 
 #include "../cfg/cfg.h"
+#include "../dist/dist.h"
 #include "../optim/optim.h"
 #include "../plugin/registry.h"
 #include "../runner/config_schema.h"
@@ -53,6 +54,7 @@ typedef struct options {
     const char *out;
     int64_t seed;
     int deterministic;
+    const char *launcher; /* train: --launcher NAME, as given */
     bool no_validate;
     bool json;
     bool help;
@@ -79,10 +81,12 @@ static int run_new_plugin(const options *o, dkh_registry *reg);
 
 static const command commands[] = {
     {"train", "dkhost [train] CONFIG [--work-dir DIR] [--resume-from PATH|auto] [--load-from PATH]\n"
-              "         [--seed N] [--deterministic] [--no-validate] [--cfg-options K=V ...]",
+              "         [--seed N] [--deterministic] [--no-validate] [--launcher none|mpi|slurm]\n"
+              "         [--cfg-options K=V ...]",
      "Train the model a config describes (the default command): logs, the resolved\n"
      "config and checkpoints go to the work dir. --resume-from continues a run\n"
-     "(auto: the newest intact checkpoint in the work dir); --load-from takes weights only.",
+     "(auto: the newest intact checkpoint in the work dir); --load-from takes weights only.\n"
+     "--launcher mpi (under mpirun) or slurm (under srun) trains data-parallel.",
      run_train, true},
     {"test", "dkhost test CONFIG --checkpoint PATH [--work-dir DIR] [--cfg-options K=V ...]",
      "Evaluate a checkpoint's weights on the config's test_dataloader (or its\n"
@@ -143,6 +147,8 @@ static const char global_help[] =
     "  --seed N               seed of every random draw (overrides the config's)\n"
     "  --deterministic        identical bits on every repeat on this machine\n"
     "  --no-validate          train without the validation loop\n"
+    "  --launcher NAME        train: none (default), mpi (under mpirun) or slurm (under\n"
+    "                         srun): data-parallel, one process per rank\n"
     "  --repeat N             sweep: run the list of configs N times\n"
     "  --between-runs CMD     sweep: run CMD with /bin/sh before every run but the first\n"
     "  --log-level LEVEL      debug, info (default), warn or error\n"
@@ -222,7 +228,8 @@ static const char *option_names[] = {"--plugins",     "--no-default-plugins", "-
                                      "--json",        "--help",               "--version",
                                      "--resume-from", "--load-from",          "--checkpoint",
                                      "--seed",        "--deterministic",      "--no-validate",
-                                     "--out",         "--repeat",             "--between-runs"};
+                                     "--out",         "--repeat",             "--between-runs",
+                                     "--launcher"};
 
 static const command *find_command(const char *name)
 {
@@ -302,6 +309,15 @@ static int parse_args(int argc, char **argv, options *o)
         } else if (strcmp(a, "--between-runs") == 0) {
             NEED_VALUE();
             o->between_runs = value;
+        } else if (strcmp(a, "--launcher") == 0) {
+            NEED_VALUE();
+            dkh_launcher launcher;
+            if (dkh_launcher_parse(value, &launcher) != DK_OK) {
+                static const char *const launchers[] = {"none", "mpi", "slurm"};
+                return usage_error("unknown launcher '%s' (expected none, mpi or slurm)", value,
+                                   dkh_closest(value, launchers, 3));
+            }
+            o->launcher = value;
         } else if (strcmp(a, "--deterministic") == 0) {
             o->deterministic = 1;
         } else if (strcmp(a, "--no-validate") == 0) {
@@ -413,7 +429,11 @@ static int run_job(const options *o, dkh_registry *reg, dkh_run_mode mode)
     int rc = prepare(o, reg, &root);
     if (rc >= 0)
         return rc;
+    dkh_launcher launcher = DKH_LAUNCHER_NONE;
+    if (o->launcher && dkh_launcher_parse(o->launcher, &launcher) != DK_OK)
+        return usage_error("%s", dk_last_error(), NULL); /* parse_args checked it */
     dkh_run_options ro = {
+        .launcher = (int)launcher,
         .mode = mode,
         .config_path = o->config,
         .resume_from = o->resume_from,
@@ -542,6 +562,10 @@ int main(int argc, char **argv)
     }
     if (cmd->needs_config && !o.config) {
         rc = usage_error("%s needs a CONFIG file", cmd->name, NULL);
+        goto done;
+    }
+    if (o.launcher && strcmp(cmd->name, "train") != 0) {
+        rc = usage_error("%s is an option of 'dkhost train'", "--launcher", NULL);
         goto done;
     }
     if ((o.repeat || o.between_runs) && strcmp(cmd->name, "sweep") != 0) {

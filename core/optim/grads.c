@@ -13,6 +13,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define BLOCK 16384
 
@@ -132,4 +133,44 @@ bool dkh_grads_finite(const dkh_gview *g, size_t n)
             return false;
     }
     return true;
+}
+
+/* Walks the gradients as one stream of floats, a bucket at a time: pack,
+ * average across the ranks, unpack. Small gradients share a bucket, so a
+ * model of many small tensors makes few MPI calls. */
+dk_status dkh_grads_all_reduce_mean(dkh_pg *pg, const dkh_gview *g, size_t n, float *bucket,
+                                    size_t bucket_elems)
+{
+    size_t gi = 0;
+    int64_t off = 0;
+    while (gi < n) {
+        size_t start_gi = gi, fill = 0;
+        int64_t start_off = off;
+        while (gi < n && fill < bucket_elems) {
+            size_t take = (size_t)(g[gi].n - off);
+            if (take > bucket_elems - fill)
+                take = bucket_elems - fill;
+            memcpy(bucket + fill, g[gi].data + off, take * sizeof *bucket);
+            fill += take;
+            off += (int64_t)take;
+            if (off == g[gi].n) {
+                gi++;
+                off = 0;
+            }
+        }
+        if (!fill)
+            break; /* only empty gradients were left */
+        DK_TRY(dkh_pg_all_reduce_buf(pg, bucket, fill, DK_DTYPE_F32, DKH_REDUCE_MEAN));
+        /* Back where each piece came from: the same walk again. */
+        size_t done = 0;
+        for (size_t k = start_gi; done < fill; k++) {
+            int64_t from = k == start_gi ? start_off : 0;
+            size_t take = (size_t)(g[k].n - from);
+            if (take > fill - done)
+                take = fill - done;
+            memcpy(g[k].data + from, bucket + done, take * sizeof *bucket);
+            done += take;
+        }
+    }
+    return DK_OK;
 }

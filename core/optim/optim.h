@@ -26,6 +26,7 @@
 
 #include <dk/dk.h>
 
+#include "../dist/dist.h"
 #include "../plugin/registry.h"
 
 /* Registers the host's optimizer and schedule types into r. Call once per
@@ -125,6 +126,12 @@ typedef struct dkh_optim_result {
  * gradient that is not a contiguous CPU f32 tensor shaped like its
  * parameter (DK_ERR_ARG), errors of the optimizer's step. */
 dk_status dkh_optim_step(dkh_optim *o, dkh_optim_result *res) DK_CHECK;
+
+/* Data-parallel training: on every step that updates, before the gradients
+ * are scaled and clipped, they are averaged across the ranks of pg (borrowed;
+ * it must outlive o) in buckets of at most bucket_bytes. A pg of one rank, or
+ * NULL, turns it off. Every rank's wrapper must see the same parameters. */
+void dkh_optim_set_dist(dkh_optim *o, dkh_pg *pg, size_t bucket_bytes);
 
 /* Whether every gradient accumulated so far is finite (for a NaN guard). */
 bool dkh_optim_grads_finite(const dkh_optim *o);

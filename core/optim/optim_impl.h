@@ -14,6 +14,7 @@
 
 #include "optim.h"
 
+#include "../dist/dist.h"
 #include "../util/util.h"
 
 /* Loops over fewer elements than this run on one thread: a parallel region
@@ -64,6 +65,13 @@ void dkh_grads_scale(const dkh_gview *g, size_t n, float scale);
 /* g = clamp(g * scale, -limit, limit). */
 void dkh_grads_scale_clamp(const dkh_gview *g, size_t n, float scale, float limit);
 bool dkh_grads_finite(const dkh_gview *g, size_t n);
+/* Averages the n gradients across the ranks of pg: they are packed in order
+ * into a flat buffer of bucket_elems floats (a gradient may straddle two
+ * buckets), each full bucket is all-reduced with DKH_REDUCE_MEAN and copied
+ * back. bucket: room for bucket_elems floats. Every rank passes gradients of
+ * the same sizes in the same order (dkh_pg checks the counts). */
+dk_status dkh_grads_all_reduce_mean(dkh_pg *pg, const dkh_gview *g, size_t n, float *bucket,
+                                    size_t bucket_elems) DK_CHECK;
 
 /* ---- the wrapper's layout (optim_wrapper.c, optim_state.c) --------------------- */
 
@@ -109,6 +117,11 @@ struct dkh_optim {
 
     dk_optim_param *scratch; /* n_params, for the optimizer's step */
     dkh_gview *gviews;       /* n_params */
+
+    /* data parallel (dkh_optim_set_dist): NULL pg = one process */
+    dkh_pg *pg;
+    float *bucket;
+    size_t bucket_elems;
 };
 
 /* The gradient of p as a view after checking it (contiguous CPU f32, p's

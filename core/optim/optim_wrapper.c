@@ -287,6 +287,7 @@ void dkh_optim_free(dkh_optim *o)
     free(o->groups);
     free(o->scratch);
     free(o->gviews);
+    free(o->bucket);
     dk_object_free(o->optimizer);
     free(o);
 }
@@ -443,6 +444,12 @@ dk_status dkh_optim_step(dkh_optim *o, dkh_optim_result *res)
         };
         which[m++] = i;
     }
+    if (s == DK_OK && m && o->pg) {
+        s = dkh_grads_all_reduce_mean(o->pg, o->gviews, m, o->bucket, o->bucket_elems);
+        if (s != DK_OK)
+            dk_error_prefix("averaging the gradients across %d ranks",
+                            dkh_pg_world_size(o->pg));
+    }
     if (s == DK_OK && m) {
         prepare_grads(o, m, 1.0 / (double)block_length(o, iter), res);
         s = run_optimizer(o, m, which);
@@ -458,6 +465,26 @@ dk_status dkh_optim_step(dkh_optim *o, dkh_optim_result *res)
     }
     free(which);
     return s;
+}
+
+void dkh_optim_set_dist(dkh_optim *o, dkh_pg *pg, size_t bucket_bytes)
+{
+    free(o->bucket);
+    o->bucket = NULL;
+    o->bucket_elems = 0;
+    o->pg = pg && dkh_pg_world_size(pg) > 1 ? pg : NULL;
+    if (!o->pg)
+        return;
+    /* No bucket larger than all the gradients together. */
+    size_t total = 0;
+    for (size_t i = 0; i < o->n_params; i++)
+        total += (size_t)dk_tensor_numel(o->params[i].param);
+    size_t elems = bucket_bytes / sizeof(float);
+    elems = elems < 1 ? 1 : elems;
+    elems = total && total < elems ? total : elems;
+    o->bucket = malloc(elems * sizeof *o->bucket);
+    DKH_ASSERT(o->bucket != NULL);
+    o->bucket_elems = elems;
 }
 
 bool dkh_optim_grads_finite(const dkh_optim *o)

@@ -50,6 +50,13 @@ static const dk_param env_cfg_fields[] = {
      .doc = "let cuDNN pick algorithms by timing them"},
 };
 
+static const dk_param dist_cfg_fields[] = {
+    {.name = "bucket_size_mb", .type = DK_PARAM_FLOAT, .def = "25", .min = "0.0001",
+     .max = "4096",
+     .doc = "data parallel: gradients are averaged across ranks in flat buckets of at most "
+            "this many MiB"},
+};
+
 static const dk_param nan_guard_fields[] = {
     {.name = "enabled", .type = DK_PARAM_BOOL, .def = "true",
      .doc = "skip a step whose loss or gradients are not finite, restoring the buffers"},
@@ -139,6 +146,8 @@ static const dk_param top_level[] = {
      .doc = "compute type of convolutions and matmuls (bf16: autocast; weights stay f32)"},
     {.name = "nan_guard", .type = DK_PARAM_STRUCT, DK_FIELDS(nan_guard_fields), .def = "{}",
      .doc = "what to do with a non-finite loss or gradient"},
+    {.name = "dist_cfg", .type = DK_PARAM_STRUCT, DK_FIELDS(dist_cfg_fields), .def = "{}",
+     .doc = "data-parallel training (dkhost train --launcher mpi|slurm)"},
     {.name = "launcher", .type = DK_PARAM_STRING, .def = "none", .choices = "none|mpi|slurm",
      .doc = "how the processes of a data-parallel run were started"},
     {.name = "load_from", .type = DK_PARAM_STRING, .flags = DK_PARAM_NULLABLE,

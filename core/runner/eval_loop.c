@@ -80,6 +80,9 @@ dk_status dkh_eval(dk_runner *r, dk_runner_phase phase)
             vt->reset(dk_object_self(sp->metrics[i]));
     }
     dk_dict_clear(r->outputs);
+    /* Every rank evaluates the whole split with rank 0's batch-norm statistics,
+     * so all compute the same metrics (and agree on what hooks decide from them). */
+    DK_TRY(dkh_dist_broadcast_model(r, false));
     DK_TRY(dkh_hooks_call(r, pts->before_epoch));
     /* Evaluation allocates other sizes (its batch size, no gradients) than
      * training: hand the training step's cached blocks back first and the

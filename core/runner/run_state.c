@@ -174,7 +174,7 @@ static dk_status write_all(dk_runner *r, dkh_ckpt_writer *w)
     return s;
 }
 
-dk_status dkh_run_save(dk_runner *r, const char *path)
+static dk_status save_file(dk_runner *r, const char *path)
 {
     dkh_ckpt_writer *w = NULL;
     DK_TRY(dkh_ckpt_writer_open(path, &w));
@@ -186,6 +186,24 @@ dk_status dkh_run_save(dk_runner *r, const char *path)
     }
     DK_TRY(dkh_ckpt_writer_commit(w));
     dk_log(DK_LOG_INFO, "saved checkpoint %s", path);
+    return DK_OK;
+}
+
+/* Collective in a distributed run: the buffers come from rank 0 first (so
+ * the file holds what rank 0 evaluates and every rank keeps training
+ * alike), rank 0 writes, and every rank learns whether it could. */
+dk_status dkh_run_save(dk_runner *r, const char *path)
+{
+    DK_TRY(dkh_dist_broadcast_model(r, false));
+    dk_status s = r->rank == 0 ? save_file(r, path) : DK_OK;
+    double failed = s != DK_OK;
+    dk_status agreed = dkh_dist_agree_max(r, &failed);
+    if (s != DK_OK)
+        return s;
+    DK_TRY(agreed);
+    if (failed)
+        return dk_fail(DK_ERR_IO, "rank 0 could not save checkpoint %s (its message says why)",
+                       path);
     return dkh_hooks_call(r, DKH_POINT_after_save_checkpoint);
 }
 

@@ -178,17 +178,36 @@ static dk_status plan_training(dk_runner *r)
     return DK_OK;
 }
 
+/* The process group's lines of the environment report (with a group only). */
+static void dist_info(const dk_runner *r, dkh_buf *out, int indent)
+{
+    if (!r->pg)
+        return;
+    dkh_buf_printf(out, "%*srank: %d\n%*sworld_size: %d\n%*slocal_rank: %d\n", indent, "",
+                   r->rank, indent, "", r->world_size, indent, "", dkh_pg_local_rank(r->pg));
+    dkh_buf_printf(out, "%*sdist_backend: %s\n%*slauncher: %s\n", indent, "",
+                   dkh_pg_backend_name(r->pg), indent, "",
+                   dkh_launcher_name(dkh_pg_launcher(r->pg)));
+}
+
 static void log_header(dk_runner *r)
 {
     dkh_buf env = DKH_BUF_INIT;
     dkh_env_info(&env, 4);
-    dk_log(DK_LOG_INFO, "dkhost %s: %s, work dir %s\nEnvironment:\n%s", 
+    dist_info(r, &env, 4);
+    char where[160] = "";
+    if (r->pg)
+        snprintf(where, sizeof where, ", rank %d of %d (backend %s, launcher %s)", r->rank,
+                 r->world_size, dkh_pg_backend_name(r->pg),
+                 dkh_launcher_name(dkh_pg_launcher(r->pg)));
+    dk_log(DK_LOG_INFO, "dkhost %s: %s, work dir %s%s\nEnvironment:\n%s",
            r->opts.mode == DKH_RUN_TRAIN ? "train" : "test",
-           r->opts.config_path ? r->opts.config_path : "(config)", r->work_dir,
+           r->opts.config_path ? r->opts.config_path : "(config)", r->work_dir, where,
            dkh_buf_str(&env));
     dkh_buf_fini(&env);
     dkh_buf mine = DKH_BUF_INIT;
     dkh_env_info(&mine, 2);
+    dist_info(r, &mine, 2);
     r->env_yaml = dkh_buf_take(&mine);
     dk_log(DK_LOG_INFO, "seed %llu, deterministic %s, %d threads, precision %s",
            (unsigned long long)r->seed, r->deterministic ? "true" : "false",
@@ -217,6 +236,7 @@ static dk_status run_train(dk_runner *r)
     if (!r->train.cfg)
         return dk_fail(DK_ERR_CONFIG, "%s: training needs a train_dataloader",
                        r->opts.config_path ? r->opts.config_path : "config");
+    DK_TRY(dkh_dist_setup_train(r));
     if (!r->opts.no_validate)
         DK_TRY(split_open(r, &r->val, "val_dataloader", "val_evaluator"));
     DK_TRY(plan_training(r));
@@ -228,6 +248,7 @@ static dk_status run_train(dk_runner *r)
     r->optim = dkh_optim_new(ow, r->model, &s);
     if (!r->optim)
         return s;
+    dkh_optim_set_dist(r->optim, r->pg, r->bucket_bytes);
     r->sched = dkh_sched_new(dk_cfg_get(r->cfg, "param_scheduler"), r->by_epoch ? r->max_epochs : 0,
                              r->max_iters, r->loop_len, &s);
     if (!r->sched)
@@ -261,6 +282,8 @@ static dk_status run_train(dk_runner *r)
         free(path);
         DK_TRY(s);
     }
+    /* Every rank starts from rank 0's weights, whatever it initialised or loaded. */
+    DK_TRY(dkh_dist_broadcast_model(r, true));
 
     DK_TRY(dkh_hooks_call(r, DKH_POINT_before_run));
     s = dkh_train(r);
@@ -344,6 +367,8 @@ dk_status dkh_run(const dk_cfg *root, const dkh_run_options *opts)
     dkh_registry_run_begin(reg);
 
     dk_status s = read_settings(r);
+    if (s == DK_OK && opts->mode == DKH_RUN_TRAIN)
+        s = dkh_dist_begin(r);
     if (s == DK_OK)
         s = dkh_work_dir_open(r);
     if (s == DK_OK) {
@@ -369,6 +394,7 @@ dk_status dkh_run(const dk_cfg *root, const dkh_run_options *opts)
     split_close(r, &r->train);
     dk_object_free(r->model);
     dkh_work_dir_close(r);
+    dkh_dist_end(r);
     dk_dict_free(r->outputs);
     free(r->env_yaml);
     free(r->stop_reason);
@@ -424,9 +450,10 @@ bool dk_runner_by_epoch(const dk_runner *r)
     return r && r->by_epoch;
 }
 
+/* NULL on the ranks of a distributed run that write no files (all but 0). */
 const char *dk_runner_work_dir(const dk_runner *r)
 {
-    return r ? r->work_dir : NULL;
+    return r && r->rank == 0 ? r->work_dir : NULL;
 }
 
 const char *dk_runner_timestamp(const dk_runner *r)
@@ -481,6 +508,8 @@ dk_status dk_runner_remove_checkpoint(dk_runner *r, const char *filename)
 {
     if (!r || !filename || !*filename)
         return dk_fail(DK_ERR_ARG, "remove checkpoint: bad file name");
+    if (r->rank > 0)
+        return DK_OK; /* rank 0 owns the files */
     char *path = ckpt_path(r, filename);
     dk_status s = DK_OK;
     if (unlink(path) != 0 && errno != ENOENT)

@@ -27,6 +27,7 @@ typedef struct dkh_run_options {
     int64_t seed;             /* -1: the config's */
     int deterministic;        /* -1: the config's, else 0/1 */
     bool no_validate;
+    int launcher;             /* train: a dkh_launcher (0 = none, one process) */
     dkh_dataset_cache *dataset_cache; /* sweeps: reuse unchanged datasets; NULL: build each */
 } dkh_run_options;
 

@@ -16,6 +16,7 @@
 
 #include "../ckpt/ckpt.h"
 #include "../data/data.h"
+#include "../dist/dist.h"
 #include "../optim/optim.h"
 #include "../util/util.h"
 
@@ -56,6 +57,12 @@ struct dk_runner {
     uint64_t seed;
     bool deterministic;
     dk_dtype autocast; /* DK_DTYPE_F32 = off */
+
+    /* data parallel (dist_train.c): pg NULL for one process */
+    dkh_pg *pg;
+    int rank, world_size;      /* 0 and 1 without pg */
+    size_t bucket_bytes;       /* dist_cfg.bucket_size_mb */
+    dk_log_level was_level;    /* restored at the end on ranks > 0 */
 
     /* work dir and logs (work_dir.c) */
     char *work_dir;
@@ -119,6 +126,20 @@ dk_status dkh_model_forward(dk_runner *r, const dk_dict *batch, dk_forward_mode 
                             dk_dict *out) DK_CHECK;
 /* The model's predictions for every sample of r->test, as JSON lines in path. */
 dk_status dkh_predict(dk_runner *r, const char *path) DK_CHECK;
+
+/* dist_train.c. All are no-ops for one process. Every rank calls them at
+ * the same points (they are collectives). */
+/* Makes the process group of opts.launcher; ranks > 0 log only warnings and
+ * errors, prefixed "[rank N] ". */
+dk_status dkh_dist_begin(dk_runner *r) DK_CHECK;
+void dkh_dist_end(dk_runner *r);
+/* Gives the train loader the default sampler for (rank, world_size) and the
+ * optimizer the gradient averaging. */
+dk_status dkh_dist_setup_train(dk_runner *r) DK_CHECK;
+/* Copies rank 0's parameters (with_params) and buffers to every rank. */
+dk_status dkh_dist_broadcast_model(dk_runner *r, bool with_params) DK_CHECK;
+/* The largest of every rank's flag (0 = all fine). */
+dk_status dkh_dist_agree_max(dk_runner *r, double *flag) DK_CHECK;
 
 /* run_state.c */
 dk_status dkh_run_save(dk_runner *r, const char *path) DK_CHECK;

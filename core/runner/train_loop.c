@@ -17,6 +17,10 @@
  * later checkpoints), and the loop restarts there. Out of rollbacks, or with
  * no checkpoint to go back to, the run stops with the iteration named.
  *
+ * In a distributed run (dist_train.c) the ranks agree after every step on
+ * whether any of them saw a non-finite value, a failure or a signal, so all
+ * skip, fail or stop together.
+ *
  * Ctrl-C (SIGINT) or SIGTERM during training finishes the current step,
  * saves the run to interrupted.dkpt in the work dir and stops, so
  * `--resume-from auto` continues exactly there; a second signal kills at once.
@@ -218,6 +222,21 @@ static dk_status train_step(dk_runner *r, const dk_dict *batch, buffer_snapshot 
         s = dk_backward(loss, NULL, false);
     if (s == DK_OK && finite && r->nan_guard)
         finite = dkh_optim_grads_finite(r->optim);
+    if (r->world_size > 1) {
+        /* All ranks skip together, or fail together: one rank's non-finite
+         * loss or failed step would otherwise leave the others waiting in
+         * the gradients' all-reduce. */
+        double flag = s != DK_OK ? 2 : finite ? 0 : 1;
+        dk_status a = dkh_dist_agree_max(r, &flag);
+        if (s == DK_OK && a != DK_OK)
+            s = a;
+        else if (s == DK_OK && flag >= 2)
+            s = dk_fail(DK_ERR_RUNTIME, "another rank failed at iteration %lld (epoch %lld); "
+                                        "its message is in its output",
+                        (long long)r->iter + 1, (long long)r->epoch + 1);
+        else if (s == DK_OK && flag >= 1)
+            finite = false;
+    }
     if (s == DK_OK && finite) {
         dkh_optim_result res = {0};
         s = dkh_optim_step(r->optim, &res);
@@ -254,7 +273,7 @@ static dk_status train_step(dk_runner *r, const dk_dict *batch, buffer_snapshot 
     DK_TRY(dkh_hooks_call(r, DKH_POINT_after_train_iter));
     r->iter++;
     r->inner_iter++;
-    r->samples_seen += r->train.batch_size;
+    r->samples_seen += r->train.batch_size * r->world_size;
     return DK_OK;
 }
 
@@ -268,6 +287,13 @@ static void on_signal(int sig)
 /* After a step: a pending signal saves the run and ends it. */
 static dk_status check_interrupt(dk_runner *r)
 {
+    if (r->world_size > 1) {
+        /* The ranks stop at the same step, whichever one got the signal. */
+        double sig = interrupted;
+        DK_TRY(dkh_dist_agree_max(r, &sig));
+        if (sig)
+            interrupted = (sig_atomic_t)sig;
+    }
     if (!interrupted)
         return DK_OK;
     const char *name = interrupted == SIGTERM ? "SIGTERM" : "SIGINT";

@@ -4,7 +4,9 @@
  * arrives as an override of it) or work_dirs/<config file stem>. It gets the
  * resolved config (<stem>.yaml, loadable again), and a log file named by the
  * run's start time, <timestamp>.log, to which every dk_log line is copied;
- * hooks name their own files by the same timestamp.
+ * hooks name their own files by the same timestamp. In a distributed run
+ * only rank 0 writes: the other ranks know the path (to resume from its
+ * checkpoints) but create nothing.
  */
 #include "runner_impl.h"
 
@@ -70,6 +72,14 @@ dk_status dkh_work_dir_open(dk_runner *r)
     while (len > 1 && r->work_dir[len - 1] == '/')
         r->work_dir[--len] = '\0';
 
+    if (r->rank > 0) {
+        time_t now = time(NULL);
+        struct tm tm;
+        localtime_r(&now, &tm);
+        strftime(r->timestamp, sizeof r->timestamp, "%Y%m%d_%H%M%S", &tm);
+        free(stem);
+        return DK_OK;
+    }
     dk_status s = make_dirs(r->work_dir);
     if (s == DK_OK) {
         time_t now = time(NULL);

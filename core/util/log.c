@@ -15,6 +15,7 @@ static dk_log_level min_level = DK_LOG_INFO;
 static FILE *term_stream;
 static FILE *file_stream;
 static bool term_set;
+static char line_prefix[32]; /* "[rank 1] " on the other ranks of a distributed run */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
 static const char *const level_names[DK_LOG_LEVEL_COUNT] = {"DEBUG", "INFO", "WARNING", "ERROR"};
@@ -38,6 +39,13 @@ void dkh_log_set_streams(FILE *terminal, FILE *file)
     pthread_mutex_unlock(&lock);
 }
 
+void dkh_log_set_prefix(const char *prefix)
+{
+    pthread_mutex_lock(&lock);
+    snprintf(line_prefix, sizeof line_prefix, "%s", prefix ? prefix : "");
+    pthread_mutex_unlock(&lock);
+}
+
 dk_status dkh_log_level_parse(const char *s, dk_log_level *out)
 {
     static const char *const names[DK_LOG_LEVEL_COUNT] = {"debug", "info", "warn", "error"};
@@ -52,7 +60,7 @@ dk_status dkh_log_level_parse(const char *s, dk_log_level *out)
 
 static void emit(FILE *f, const char *stamp, dk_log_level level, const char *line)
 {
-    fprintf(f, "%s - dkhost - %s - %s\n", stamp, level_names[level], line);
+    fprintf(f, "%s%s - dkhost - %s - %s\n", line_prefix, stamp, level_names[level], line);
     fflush(f);
 }
 

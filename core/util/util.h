@@ -85,6 +85,9 @@ dk_log_level dkh_log_get_level(void);
 /* Where log lines go: the terminal stream (default stderr) and optionally a
  * file (e.g. the run's log). Either may be NULL. Borrowed. */
 void dkh_log_set_streams(FILE *terminal, FILE *file);
+/* A text put before every line (e.g. "[rank 1] "), at most 31 bytes; NULL
+ * or "" for none. Copied. */
+void dkh_log_set_prefix(const char *prefix);
 /* Parses "debug|info|warn|error". */
 dk_status dkh_log_level_parse(const char *s, dk_log_level *out) DK_CHECK;
 

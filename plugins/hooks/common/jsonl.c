@@ -13,6 +13,11 @@
 dk_status jsonl_open(dk_runner *r, const char *who, int *fd, char **path)
 {
     const char *dir = dk_runner_work_dir(r), *stamp = dk_runner_timestamp(r);
+    if (!dir && stamp) { /* a rank of a distributed run that writes no files */
+        *fd = -1;
+        *path = NULL;
+        return DK_OK;
+    }
     if (!dir || !stamp)
         return dk_fail(DK_ERR_RUNTIME, "%s: the runner has no work dir to write the JSONL log to",
                        who);

@@ -24,7 +24,9 @@ typedef struct jsonl_rec {
 } jsonl_rec;
 
 /* Opens (creating) <work_dir>/<timestamp>.jsonl for appending. *path is new
- * (dk_free). `who` names the hook in error messages. */
+ * (dk_free). `who` names the hook in error messages. On a rank of a
+ * distributed run that writes no files (no work dir), *fd is -1 and *path
+ * NULL: the caller writes nothing. */
 dk_status jsonl_open(dk_runner *r, const char *who, int *fd, char **path) DK_CHECK;
 
 void jsonl_begin(jsonl_rec *rec);

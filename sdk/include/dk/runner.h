@@ -41,7 +41,9 @@ extern "C" {
  * int64_t dk_runner_loop_len(const dk_runner *r);     iterations in the current loop's epoch
  * dk_runner_phase dk_runner_phase_of(const dk_runner *r);
  * bool dk_runner_by_epoch(const dk_runner *r);        epoch-based training
- * const char *dk_runner_work_dir(const dk_runner *r);
+ * const char *dk_runner_work_dir(const dk_runner *r);  NULL on the ranks of a
+ *                                                      distributed run other than 0,
+ *                                                      which write no files
  * const char *dk_runner_timestamp(const dk_runner *r); "20261122_034912", names the log files
  * const dk_cfg *dk_runner_cfg(const dk_runner *r);    the resolved config
  * dk_object *dk_runner_model(dk_runner *r);

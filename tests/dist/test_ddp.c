@@ -1,0 +1,354 @@
+/* tests/dist/test_ddp.c — data-parallel training: the real dkhost on the toy
+ * data set, under mpiexec.
+ *
+ *   test_ddp usage               --launcher errors (any build)
+ *   test_ddp singleton           --launcher mpi without mpiexec: MPI starts as a
+ *                                singleton, world size 1 (without MPI: the message)
+ *   test_ddp equivalence MPIEXEC 2 ranks x batch 16 against 1 rank x batch 32 (same
+ *                                global batches): the final weights and optimizer
+ *                                state agree within TOL; only rank 0 wrote files
+ *   test_ddp skip REASON         prints the reason and exits 77 (ctest: skipped)
+ *
+ * Why the runs see the same samples: with shuffle, the default sampler draws
+ * one permutation of the 128 samples per epoch on every rank; rank r takes
+ * positions r, r+2, r+4, ..., so batch k of the two ranks together is exactly
+ * positions [32k, 32k+32) of the permutation, the 1-rank run's batch k. The
+ * loss is a mean over the batch, and the ranks' gradients are averaged, so
+ * only the order of float additions differs. The LeNet runs without batch
+ * norm: batch statistics over 16 samples are not those over 32 (SyncBN is
+ * not built yet).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <dk/dk.h>
+
+#include "ckpt/ckpt.h"
+#include "dist/dist.h"
+
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../integration/proc.h"
+#include "../runner/toy_run.h"
+
+#define DKHOST DK_BINARY_DIR "/bin/dkhost"
+
+/* The tolerance of the equivalence, relative to each tensor's largest
+ * magnitude: max |a - b| <= TOL * max |b| over a tensor's elements (a single
+ * element near zero has no useful relative error). Measured: about 1e-7 (the
+ * float rounding of sums taken in another order, over 8 steps). */
+#define TOL 1e-5
+
+static const char *mpiexec;
+
+/* 128 samples, 2 epochs; per rank batch 16 on 2 ranks (or 32 on one): 4
+ * updates an epoch, each the last of an accumulation block of 2, with
+ * momentum, weight decay and clipping by norm, so every part of the update
+ * sees the averaged gradients. Tiny buckets (~1 KiB) split the 492
+ * parameters' gradients over several all-reduces. */
+static const char config[] =
+    "model:\n"
+    "  type: ImageClassifier\n"
+    "  backbone: {type: LeNet, in_channels: 1, input_size: 8, channels: [4, 8],\n"
+    "             batch_norm: false}\n"
+    "  head: {type: LinearClsHead, in_channels: 32, num_classes: 4,\n"
+    "         loss: {type: CrossEntropyLoss}}\n"
+    "train_dataloader:\n"
+    "  batch_size: 16\n"
+    "  shuffle: true\n"
+    "  dataset: {type: ToyBlobs, num_samples: 128}\n"
+    "val_dataloader:\n"
+    "  batch_size: 64\n"
+    "  dataset: {type: ToyBlobs, num_samples: 64, noise_seed: 7}\n"
+    "val_evaluator: [{type: Accuracy, topk: [1]}]\n"
+    "optim_wrapper:\n"
+    "  optimizer: {type: SGD, lr: 0.05, momentum: 0.9, weight_decay: 0.0001}\n"
+    "  clip_grad: {max_norm: 1.0}\n"
+    "  accumulative_counts: 2\n"
+    "default_hooks:\n"
+    "  logger: {type: LoggerHook, interval: 1}\n"
+    "  checkpoint: {type: CheckpointHook, interval: 1}\n"
+    "custom_hooks: [{type: LrMonitorHook}]\n"
+    "train_cfg: {max_epochs: 2}\n"
+    "dist_cfg: {bucket_size_mb: 0.001}\n"
+    "seed: 3\n"
+    "deterministic: true\n"
+    "env_cfg: {num_threads: 1}\n";
+
+static char *config_in(const run_dir *d)
+{
+    char *path = malloc(600);
+    snprintf(path, 600, "%s/toy.yaml", d->root);
+    assert_int_equal(write_file(path, config), 0);
+    return path;
+}
+
+/* Names in dir (not . and ..), and how many end in suffix. */
+static int count_files(const char *dir, const char *suffix, int *with_suffix)
+{
+    DIR *dh = opendir(dir);
+    if (!dh)
+        fail_msg("cannot open %s", dir);
+    int n = 0;
+    *with_suffix = 0;
+    for (struct dirent *e; (e = readdir(dh));) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        n++;
+        size_t len = strlen(e->d_name), sl = strlen(suffix);
+        if (len >= sl && strcmp(e->d_name + len - sl, suffix) == 0)
+            (*with_suffix)++;
+    }
+    closedir(dh);
+    return n;
+}
+
+/* The text of the only file in dir ending in suffix. */
+static char *only_file(const char *dir, const char *suffix)
+{
+    DIR *dh = opendir(dir);
+    if (!dh)
+        fail_msg("cannot open %s", dir);
+    char *text = NULL;
+    for (struct dirent *e; (e = readdir(dh));) {
+        size_t len = strlen(e->d_name), sl = strlen(suffix);
+        if (len < sl || strcmp(e->d_name + len - sl, suffix) != 0)
+            continue;
+        char path[1200];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        assert_null(text);
+        text = read_file(path);
+    }
+    closedir(dh);
+    assert_non_null(text);
+    return text;
+}
+
+static int count_of(const char *text, const char *needle)
+{
+    int n = 0;
+    for (const char *p = text; (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    return n;
+}
+
+/* Reads tensor i of c as f64 values (f32 or f64 tensors); *n elements. */
+static double *read_values(dkh_ckpt *c, size_t i, int64_t *n)
+{
+    int64_t shape[DK_MAX_DIMS];
+    int ndim = dkh_ckpt_shape(c, i, shape);
+    dk_dtype dt = dkh_ckpt_dtype(c, i);
+    dk_tensor *t = dk_empty(ndim, shape, dt, (dk_device){DK_DEVICE_CPU, 0});
+    assert_int_equal(dkh_ckpt_read(c, i, t), DK_OK);
+    *n = dk_tensor_numel(t);
+    double *v = malloc((size_t)(*n ? *n : 1) * sizeof *v);
+    for (int64_t k = 0; k < *n; k++) {
+        if (dt == DK_DTYPE_F32)
+            v[k] = ((const float *)dk_tensor_data(t))[k];
+        else if (dt == DK_DTYPE_F64)
+            v[k] = ((const double *)dk_tensor_data(t))[k];
+        else if (dt == DK_DTYPE_I64)
+            v[k] = (double)((const int64_t *)dk_tensor_data(t))[k];
+        else
+            fail_msg("%s: unexpected dtype", dkh_ckpt_name(c, i));
+    }
+    dk_tensor_release(t);
+    return v;
+}
+
+/* Every "model." and "optim." tensor of a agrees with b's within TOL; returns
+ * the largest relative difference of a tensor. */
+static double compare_ckpts(const char *a_path, const char *b_path)
+{
+    dkh_ckpt *a = NULL, *b = NULL;
+    assert_int_equal(dkh_ckpt_open(a_path, &a), DK_OK);
+    assert_int_equal(dkh_ckpt_open(b_path, &b), DK_OK);
+    assert_int_equal(dkh_ckpt_count(a), dkh_ckpt_count(b));
+    double worst = 0;
+    size_t compared = 0;
+    for (size_t i = 0; i < dkh_ckpt_count(a); i++) {
+        const char *name = dkh_ckpt_name(a, i);
+        if (strncmp(name, "model.", 6) != 0 && strncmp(name, "optim.", 6) != 0)
+            continue;
+        int64_t j = dkh_ckpt_find(b, name);
+        if (j < 0)
+            fail_msg("%s has %s, %s does not", a_path, name, b_path);
+        int64_t na = 0, nb = 0;
+        double *va = read_values(a, i, &na), *vb = read_values(b, (size_t)j, &nb);
+        assert_int_equal(na, nb);
+        double diff = 0, scale = 0;
+        int64_t at = 0;
+        for (int64_t k = 0; k < na; k++) {
+            double d = fabs(va[k] - vb[k]);
+            if (!(d <= diff)) { /* NaN too */
+                diff = d;
+                at = k;
+            }
+            scale = fmax(scale, fabs(vb[k]));
+        }
+        if (!(diff <= TOL * scale))
+            fail_msg("%s[%lld]: %.9g (2 ranks) vs %.9g (1 rank), largest |value| %.9g", name,
+                     (long long)at, va[at], vb[at], scale);
+        if (scale > 0 && diff / scale > worst)
+            worst = diff / scale;
+        free(va);
+        free(vb);
+        compared++;
+    }
+    assert_true(compared >= 10); /* 10 model tensors, and their momentum buffers */
+    dkh_ckpt_close(a);
+    dkh_ckpt_close(b);
+    return worst;
+}
+
+static void test_equivalence(void **state)
+{
+    (void)state;
+    run_dir d;
+    run_dir_make(&d, "ddp", "equiv");
+    char *cfg = config_in(&d);
+    char w1[600], w2[600];
+    snprintf(w1, sizeof w1, "%s/one", d.root);
+    snprintf(w2, sizeof w2, "%s/two", d.root);
+
+    const char *argv2[] = {mpiexec, "-n", "2", "--allow-run-as-root", "--oversubscribe",
+                           "--bind-to", "none", DKHOST, "--plugins", TOY_PLUGINS, "train", cfg,
+                           "--launcher", "mpi", "--work-dir", w2, NULL};
+    proc_result r = proc_run(argv2);
+    proc_expect(&r, 0, NULL, "rank 0 of 2 (backend mpi, launcher mpi)");
+    /* Rank 1 logs warnings and errors only, and there were none. */
+    if (strstr(r.err, "[rank 1]") || strstr(r.out, "[rank 1]"))
+        fail_msg("rank 1 logged:\n%s", r.err);
+    proc_result_free(&r);
+
+    r = dkhost_run("--plugins", TOY_PLUGINS, "train", cfg, "--work-dir", w1, "--cfg-options",
+                   "train_dataloader.batch_size=32", NULL);
+    proc_expect(&r, 0, NULL, "done: the log is");
+    proc_result_free(&r);
+
+    char a[700], b[700];
+    snprintf(a, sizeof a, "%s/epoch_2.dkpt", w2);
+    snprintf(b, sizeof b, "%s/epoch_2.dkpt", w1);
+    double worst = compare_ckpts(a, b);
+    printf("largest relative difference of the final weights and momenta: %.3g (tolerance "
+           "%g)\n", worst, TOL);
+
+    /* Only rank 0 wrote: the same files as the 1-rank run (the resolved config,
+     * one log, one JSONL, two checkpoints), each written once. */
+    int logs = 0, n1 = count_files(w1, ".log", &logs);
+    assert_int_equal(logs, 1);
+    int n2 = count_files(w2, ".log", &logs);
+    assert_int_equal(logs, 1);
+    assert_int_equal(n1, 5);
+    assert_int_equal(n2, n1);
+    char *log = only_file(w2, ".log");
+    assert_int_equal(count_of(log, "dkhost train: "), 1);
+    assert_non_null(strstr(log, "    world_size: 2\n"));
+    assert_non_null(strstr(log, "    dist_backend: mpi\n"));
+    assert_non_null(strstr(log, "    launcher: mpi\n"));
+    assert_int_equal(count_of(log, "saved checkpoint"), 2);
+    free(log);
+    /* 8 iterations logged once each (interval 1), and as many records of the
+     * learning rate and of validation as the 1-rank run wrote. */
+    char *jsonl = only_file(w2, ".jsonl"), *jsonl1 = only_file(w1, ".jsonl");
+    assert_int_equal(count_of(jsonl, "\"mode\": \"train\""), 8);
+    assert_int_equal(count_of(jsonl, "\"mode\": \"lr\""), count_of(jsonl1, "\"mode\": \"lr\""));
+    assert_int_equal(count_of(jsonl, "\"mode\": \"val\""), 2);
+    assert_int_equal(count_of(jsonl1, "\"mode\": \"val\""), 2);
+    free(jsonl);
+    free(jsonl1);
+
+    /* Every rank resumes from rank 0's checkpoint and finishes the run. */
+    snprintf(a, sizeof a, "%s/epoch_1.dkpt", w2);
+    const char *argv3[] = {mpiexec, "-n", "2", "--allow-run-as-root", "--oversubscribe",
+                           "--bind-to", "none", DKHOST, "--plugins", TOY_PLUGINS, "train", cfg,
+                           "--launcher", "mpi", "--work-dir", w2, "--resume-from", a, NULL};
+    r = proc_run(argv3);
+    proc_expect(&r, 0, NULL, "resumed");
+    proc_result_free(&r);
+    snprintf(a, sizeof a, "%s/epoch_2.dkpt", w2);
+    compare_ckpts(a, b);
+
+    free(cfg);
+    run_dir_remove(&d);
+}
+
+static void test_usage(void **state)
+{
+    (void)state;
+    run_dir d;
+    run_dir_make(&d, "ddp", "usage");
+    char *cfg = config_in(&d);
+    proc_result r = dkhost_run("train", cfg, "--launcher", "mpx", NULL);
+    proc_expect(&r, 2, NULL, "unknown launcher 'mpx' (expected none, mpi or slurm) (did you "
+                             "mean 'mpi'?)");
+    proc_result_free(&r);
+    r = dkhost_run("train", cfg, "--launcher", "torch", NULL);
+    proc_expect(&r, 2, NULL, "unknown launcher 'torch'");
+    assert_null(strstr(r.err, "did you mean"));
+    proc_result_free(&r);
+    r = dkhost_run("train", cfg, "--launcher", NULL);
+    proc_expect(&r, 2, NULL, "option --launcher needs a value");
+    proc_result_free(&r);
+    r = dkhost_run("test", cfg, "--checkpoint", "x.dkpt", "--launcher", "mpi", NULL);
+    proc_expect(&r, 2, NULL, "--launcher is an option of 'dkhost train'");
+    proc_result_free(&r);
+    r = dkhost_run("train", cfg, "--launchr", "mpi", NULL);
+    proc_expect(&r, 2, NULL, "(did you mean '--launcher'?)");
+    proc_result_free(&r);
+    free(cfg);
+    run_dir_remove(&d);
+}
+
+/* Without mpiexec, Open MPI starts as a singleton: one rank of one, and the
+ * run is an ordinary one that says so. */
+static void test_singleton(void **state)
+{
+    (void)state;
+    run_dir d;
+    run_dir_make(&d, "ddp", "singleton");
+    char *cfg = config_in(&d);
+    char w[600];
+    snprintf(w, sizeof w, "%s/work", d.root);
+    proc_result r = dkhost_run("--plugins", TOY_PLUGINS, "train", cfg, "--launcher", "mpi",
+                               "--work-dir", w, "--cfg-options", "train_cfg.max_epochs=1", NULL);
+    if (dkh_dist_have_mpi()) {
+        proc_expect(&r, 0, NULL, "rank 0 of 1 (backend mpi, launcher mpi)");
+    } else {
+        proc_expect(&r, 1, NULL, "--launcher mpi: ");
+        assert_non_null(strstr(r.err, "without MPI"));
+    }
+    proc_result_free(&r);
+    free(cfg);
+    run_dir_remove(&d);
+}
+
+int main(int argc, char **argv)
+{
+    const char *mode = argc > 1 ? argv[1] : "usage";
+    if (strcmp(mode, "skip") == 0) {
+        printf("skipped: %s\n", argc > 2 ? argv[2] : "no reason given");
+        return 77;
+    }
+    if (strcmp(mode, "equivalence") == 0) {
+        if (argc < 3 || !dkh_dist_have_mpi()) {
+            printf("skipped: %s\n", argc < 3 ? "no mpiexec given" : "libdk was built without MPI");
+            return 77;
+        }
+        mpiexec = argv[2];
+        const struct CMUnitTest tests[] = {cmocka_unit_test(test_equivalence)};
+        return cmocka_run_group_tests(tests, NULL, NULL);
+    }
+    if (strcmp(mode, "singleton") == 0) {
+        const struct CMUnitTest tests[] = {cmocka_unit_test(test_singleton)};
+        return cmocka_run_group_tests(tests, NULL, NULL);
+    }
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_usage)};
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
