@@ -54,7 +54,7 @@ typedef struct options {
     const char *out;
     int64_t seed;
     int deterministic;
-    const char *launcher; /* train: --launcher NAME, as given */
+    const char *launcher; /* train, test: --launcher NAME, as given */
     bool no_validate;
     bool json;
     bool help;
@@ -88,9 +88,11 @@ static const command commands[] = {
      "(auto: the newest intact checkpoint in the work dir); --load-from takes weights only.\n"
      "--launcher mpi (under mpirun) or slurm (under srun) trains data-parallel.",
      run_train, true},
-    {"test", "dkhost test CONFIG --checkpoint PATH [--work-dir DIR] [--cfg-options K=V ...]",
+    {"test", "dkhost test CONFIG --checkpoint PATH [--work-dir DIR] [--launcher none|mpi|slurm]\n"
+             "         [--cfg-options K=V ...]",
      "Evaluate a checkpoint's weights on the config's test_dataloader (or its\n"
-     "val_dataloader) with its test_evaluator, and log the metrics.",
+     "val_dataloader) with its test_evaluator, and log the metrics. --launcher mpi\n"
+     "(under mpirun) or slurm (under srun) evaluates a shard on each rank.",
      run_test, true},
     {"predict", "dkhost predict CONFIG --checkpoint PATH [--out FILE] [--work-dir DIR]\n"
                 "         [--cfg-options K=V ...]",
@@ -147,8 +149,8 @@ static const char global_help[] =
     "  --seed N               seed of every random draw (overrides the config's)\n"
     "  --deterministic        identical bits on every repeat on this machine\n"
     "  --no-validate          train without the validation loop\n"
-    "  --launcher NAME        train: none (default), mpi (under mpirun) or slurm (under\n"
-    "                         srun): data-parallel, one process per rank\n"
+    "  --launcher NAME        train, test: none (default), mpi (under mpirun) or slurm\n"
+    "                         (under srun): data-parallel, one process per rank\n"
     "  --repeat N             sweep: run the list of configs N times\n"
     "  --between-runs CMD     sweep: run CMD with /bin/sh before every run but the first\n"
     "  --log-level LEVEL      debug, info (default), warn or error\n"
@@ -564,8 +566,8 @@ int main(int argc, char **argv)
         rc = usage_error("%s needs a CONFIG file", cmd->name, NULL);
         goto done;
     }
-    if (o.launcher && strcmp(cmd->name, "train") != 0) {
-        rc = usage_error("%s is an option of 'dkhost train'", "--launcher", NULL);
+    if (o.launcher && strcmp(cmd->name, "train") != 0 && strcmp(cmd->name, "test") != 0) {
+        rc = usage_error("%s is an option of 'dkhost train' and 'dkhost test'", "--launcher", NULL);
         goto done;
     }
     if ((o.repeat || o.between_runs) && strcmp(cmd->name, "sweep") != 0) {

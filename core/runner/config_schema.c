@@ -57,6 +57,14 @@ static const dk_param dist_cfg_fields[] = {
             "this many MiB"},
 };
 
+static const dk_param auto_scale_lr_fields[] = {
+    {.name = "enable", .type = DK_PARAM_BOOL, .def = "false",
+     .doc = "scale the learning rate by (world_size x batch_size) / base_batch_size"},
+    {.name = "base_batch_size", .type = DK_PARAM_INT, .def = "0", .min = "0",
+     .doc = "the global batch size the configured learning rate is meant for (required when "
+            "enable is true)"},
+};
+
 static const dk_param nan_guard_fields[] = {
     {.name = "enabled", .type = DK_PARAM_BOOL, .def = "true",
      .doc = "skip a step whose loss or gradients are not finite, restoring the buffers"},
@@ -148,6 +156,8 @@ static const dk_param top_level[] = {
      .doc = "what to do with a non-finite loss or gradient"},
     {.name = "dist_cfg", .type = DK_PARAM_STRUCT, DK_FIELDS(dist_cfg_fields), .def = "{}",
      .doc = "data-parallel training (dkhost train --launcher mpi|slurm)"},
+    {.name = "auto_scale_lr", .type = DK_PARAM_STRUCT, DK_FIELDS(auto_scale_lr_fields),
+     .def = "{}", .doc = "scale the learning rate with the global batch size (as mmengine)"},
     {.name = "launcher", .type = DK_PARAM_STRING, .def = "none", .choices = "none|mpi|slurm",
      .doc = "how the processes of a data-parallel run were started"},
     {.name = "load_from", .type = DK_PARAM_STRING, .flags = DK_PARAM_NULLABLE,

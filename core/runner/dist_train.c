@@ -14,17 +14,27 @@
 #include "runner_impl.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+/* Ranks whose byte counts fit on the stack when gathering in evaluation. */
+#define DKH_MAX_EVAL_RANKS 64
 
 static bool distributed(const dk_runner *r)
 {
     return r->pg && r->world_size > 1;
 }
 
+bool dkh_dist_active(const dk_runner *r)
+{
+    return distributed(r);
+}
+
 dk_status dkh_dist_begin(dk_runner *r)
 {
     r->rank = 0;
     r->world_size = 1;
+    r->auto_lr_scale = 1.0;
     double mb = 25;
     const dk_cfg *b = dk_cfg_get(r->cfg, "dist_cfg.bucket_size_mb");
     if (b && dk_cfg_get_float(b, NULL, &mb) != DK_OK) {
@@ -70,6 +80,7 @@ dk_status dkh_dist_setup_train(dk_runner *r)
         return DK_OK;
     const dk_dataset_vtable *vt = dk_object_type(r->train.dataset)->vtable;
     int64_t n = vt->len ? vt->len(dk_object_self(r->train.dataset)) : 0;
+    r->train.n_samples = n;
     bool shuffle = false;
     DK_TRY(dk_cfg_get_bool(r->train.cfg, "shuffle", &shuffle));
     /* Padded, as PyTorch's DistributedSampler: every rank takes as many steps. */
@@ -113,4 +124,218 @@ dk_status dkh_dist_agree_max(dk_runner *r, double *flag)
     if (!distributed(r))
         return DK_OK;
     return dkh_pg_all_reduce_buf(r->pg, flag, 1, DK_DTYPE_F64, DKH_REDUCE_MAX);
+}
+
+dk_status dkh_dist_setup_eval(dk_runner *r, dkh_split *sp)
+{
+    if (!distributed(r) || !sp->cfg)
+        return DK_OK;
+    const dk_dataset_vtable *vt = dk_object_type(sp->dataset)->vtable;
+    sp->n_samples = vt->len ? vt->len(dk_object_self(sp->dataset)) : 0;
+    bool shuffle = false;
+    DK_TRY(dk_cfg_get_bool(sp->cfg, "shuffle", &shuffle));
+    /* Padded, so every rank takes as many steps (each step gathers); the
+     * repeats are left out of what the metrics see. */
+    dkh_sampler *sampler = NULL;
+    DK_TRY(dkh_sampler_default_new(sp->n_samples, shuffle, r->seed, r->rank, r->world_size,
+                                   DKH_SHARD_PAD, &sampler));
+    dk_status s = dkh_loader_set_sampler(sp->loader, sampler);
+    if (s != DK_OK)
+        sampler->free(sampler);
+    return s;
+}
+
+/* Whether the entry at k of d is gathered: a tensor of a dtype the process
+ * group moves whose first dim is the batch's n. */
+static bool per_sample(const dk_dict *d, size_t k, int64_t n)
+{
+    if (dk_dict_kind(d, k) != DK_VALUE_TENSOR)
+        return false;
+    dk_tensor *t = dk_dict_tensor(d, dk_dict_key(d, k));
+    dk_dtype dt = dk_tensor_dtype(t);
+    return (dt == DK_DTYPE_F32 || dt == DK_DTYPE_F64 || dt == DK_DTYPE_I64) &&
+           dk_tensor_ndim(t) >= 1 && dk_tensor_shape(t)[0] == n;
+}
+
+/* "<dict>.<key>:<dtype>:<shape after the first dim>;" for every gathered
+ * entry of d: what every rank must agree on. */
+static void describe(dkh_buf *sig, const char *what, const dk_dict *d, int64_t n)
+{
+    for (size_t k = 0; k < dk_dict_len(d); k++) {
+        if (!per_sample(d, k, n))
+            continue;
+        dk_tensor *t = dk_dict_tensor(d, dk_dict_key(d, k));
+        dkh_buf_printf(sig, "%s.%s:%s:", what, dk_dict_key(d, k),
+                       dk_dtype_name(dk_tensor_dtype(t)));
+        for (int i = 1; i < dk_tensor_ndim(t); i++)
+            dkh_buf_printf(sig, "%s%lld", i > 1 ? "x" : "", (long long)dk_tensor_shape(t)[i]);
+        dkh_buf_printf(sig, ";");
+    }
+}
+
+/* Positions of the epoch's evened-out order that rows [first, first + rows)
+ * of every rank hold and that are not padding. */
+static int64_t unpadded(const dk_runner *r, const dkh_split *sp, int64_t first, int64_t rows)
+{
+    int64_t kept = 0;
+    for (int64_t j = 0; j < rows; j++)
+        for (int q = 0; q < r->world_size; q++)
+            kept += q + (first + j) * r->world_size < sp->n_samples;
+    return kept;
+}
+
+/* Gathers every per-sample entry of d into out, rows in dataset order. */
+static dk_status gather_dict(dk_runner *r, const dkh_split *sp, int64_t b, int64_t n,
+                             const dk_dict *d, dk_dict *out)
+{
+    int w = r->world_size;
+    int64_t first = b * dkh_loader_batch_size(sp->loader); /* rank order position of row 0 */
+    DK_TRY(dk_dict_update(out, d));
+    for (size_t k = 0; k < dk_dict_len(d); k++) {
+        if (!per_sample(d, k, n))
+            continue;
+        const char *key = dk_dict_key(d, k);
+        dk_tensor *t = dk_contiguous(dk_dict_tensor(d, key));
+        if (!t)
+            return DK_ERR_NOMEM;
+        dk_tensor *all = NULL;
+        dk_status s = dkh_pg_all_gather(r->pg, t, &all, NULL);
+        if (s != DK_OK) {
+            dk_error_prefix("evaluation: gathering '%s'", key);
+            return s;
+        }
+        /* Every rank's batch has n rows (the padded sampler gives each rank
+         * as many samples). Row j of rank q is position q + (first + j) * w
+         * of the epoch's order; positions from n_samples on are repeats. */
+        int64_t shape[DK_MAX_DIMS];
+        int ndim = dk_tensor_ndim(t);
+        memcpy(shape, dk_tensor_shape(t), (size_t)ndim * sizeof *shape);
+        size_t row = (size_t)(n ? dk_tensor_numel(t) / n : 0) * dk_dtype_size(dk_tensor_dtype(t));
+        shape[0] = unpadded(r, sp, first, n);
+        dk_tensor *g = dk_empty(ndim, shape, dk_tensor_dtype(t), (dk_device){DK_DEVICE_CPU, 0});
+        if (!g)
+            return DK_ERR_NOMEM;
+        const char *src = dk_tensor_data(all);
+        char *dst = dk_tensor_data(g);
+        for (int64_t j = 0; j < n; j++)
+            for (int q = 0; q < w; q++) {
+                if (q + (first + j) * w >= sp->n_samples)
+                    continue;
+                memcpy(dst, src + ((size_t)q * (size_t)n + (size_t)j) * row, row);
+                dst += row;
+            }
+        DK_TRY(dk_dict_set_tensor(out, key, g));
+    }
+    return DK_OK;
+}
+
+dk_status dkh_dist_gather_eval(dk_runner *r, const dkh_split *sp, int64_t b, dk_status local,
+                               const dk_dict *batch, const dk_dict *preds, dk_dict *gbatch,
+                               dk_dict *gpreds)
+{
+    int w = r->world_size;
+    int64_t n = 0;
+    dkh_buf sig = DKH_BUF_INIT;
+    if (local == DK_OK) {
+        /* n: the batch's rows, from its first tensor with a first dim. */
+        for (size_t k = 0; k < dk_dict_len(batch) && n == 0; k++)
+            if (dk_dict_kind(batch, k) == DK_VALUE_TENSOR) {
+                dk_tensor *t = dk_dict_tensor(batch, dk_dict_key(batch, k));
+                if (dk_tensor_ndim(t) >= 1)
+                    n = dk_tensor_shape(t)[0];
+            }
+        dkh_buf_printf(&sig, "ok %lld|", (long long)n);
+        describe(&sig, "batch", batch, n);
+        describe(&sig, "predictions", preds, n);
+    } else {
+        dkh_buf_printf(&sig, "failed");
+    }
+    /* One gather tells every rank what every other has: whether it failed,
+     * and the entries it would gather (which must be the same everywhere). */
+    const char *mine = dkh_buf_str(&sig);
+    size_t counts[DKH_MAX_EVAL_RANKS], total = 0;
+    void *every = NULL;
+    size_t *cnt = w <= DKH_MAX_EVAL_RANKS ? counts : dk_malloc((size_t)w * sizeof *cnt);
+    dk_status s = cnt ? DK_OK : DK_ERR_NOMEM;
+    if (s == DK_OK)
+        s = dkh_pg_all_gather_bytes(r->pg, mine, strlen(mine) + 1, &every, &total, cnt);
+    if (s != DK_OK) {
+        dkh_buf_fini(&sig);
+        if (cnt != counts)
+            dk_free(cnt);
+        if (local != DK_OK)
+            return local;
+        dk_error_prefix("evaluation: batch %lld", (long long)b);
+        return s;
+    }
+    const char *p = every;
+    int failed = -1, differs = -1;
+    const char *theirs = NULL;
+    for (int q = 0; q < w; p += cnt[q], q++) {
+        if (strcmp(p, "failed") == 0) {
+            if (failed < 0)
+                failed = q;
+        } else if (strcmp(p, mine) != 0 && local == DK_OK && differs < 0) {
+            differs = q;
+            theirs = p;
+        }
+    }
+    if (local != DK_OK)
+        s = local; /* keeps this rank's own message */
+    else if (failed >= 0)
+        s = dk_fail(DK_ERR_RUNTIME, "evaluation: rank %d failed at batch %lld", failed,
+                    (long long)b);
+    else if (differs >= 0)
+        s = dk_fail(DK_ERR_ARG,
+                    "evaluation: the ranks' batches %lld differ: this rank (%d) "
+                    "has [%s], rank %d [%s]",
+                    (long long)b, r->rank, mine, differs, theirs);
+    free(every);
+    dkh_buf_fini(&sig);
+    if (cnt != counts)
+        dk_free(cnt);
+    if (s != DK_OK)
+        return s;
+    s = gather_dict(r, sp, b, n, batch, gbatch);
+    if (s == DK_OK)
+        s = gather_dict(r, sp, b, n, preds, gpreds);
+    return s;
+}
+
+int64_t dkh_dist_global_rows(const dk_runner *r, const dkh_split *sp, int64_t b, int64_t rows)
+{
+    if (!distributed(r))
+        return rows;
+    return unpadded(r, sp, b * dkh_loader_batch_size(sp->loader), rows);
+}
+
+dk_status dkh_dist_scale_lr(dk_runner *r)
+{
+    r->auto_lr_scale = 1.0;
+    bool enable = false;
+    int64_t base = 0;
+    const dk_cfg *a = dk_cfg_get(r->cfg, "auto_scale_lr");
+    if (a && dk_cfg_kind_of(a) != DK_CFG_NULL) {
+        DK_TRY(dk_cfg_get_bool(a, "enable", &enable));
+        DK_TRY(dk_cfg_get_int(a, "base_batch_size", &base));
+    }
+    int64_t real = (int64_t)r->world_size * r->train.batch_size;
+    if (!enable) {
+        if (r->world_size > 1)
+            dk_log(DK_LOG_INFO,
+                   "learning rate: as configured, not scaled (auto_scale_lr off); "
+                   "global batch %lld = %d ranks x batch %lld",
+                   (long long)real, r->world_size, (long long)r->train.batch_size);
+        return DK_OK;
+    }
+    if (base < 1)
+        return dk_fail(DK_ERR_CONFIG, "auto_scale_lr: enable is true, so base_batch_size must be "
+                                      "given (the global batch the configured lr is meant for)");
+    r->auto_lr_scale = (double)real / (double)base;
+    dk_log(DK_LOG_INFO,
+           "learning rate: scaled by %g (auto_scale_lr): global batch %lld = %d "
+           "ranks x batch %lld, base_batch_size %lld",
+           r->auto_lr_scale, (long long)real, r->world_size, (long long)r->train.batch_size,
+           (long long)base);
+    return DK_OK;
 }

@@ -19,20 +19,38 @@ static const phase_points val_points = {DKH_POINT_before_val_epoch, DKH_POINT_af
 static const phase_points test_points = {DKH_POINT_before_test_epoch, DKH_POINT_after_test_epoch,
                                          DKH_POINT_before_test_iter, DKH_POINT_after_test_iter};
 
-static dk_status eval_step(dk_runner *r, const dkh_split *sp, const dk_dict *batch)
+/* One batch: the forward, then every metric. In a distributed run every
+ * rank calls this for every step, also after a failure of its own (local),
+ * and the metrics see the batch gathered from every rank. */
+static dk_status eval_step(dk_runner *r, const dkh_split *sp, const dk_dict *batch, dk_status local)
 {
     dk_scope_begin();
     dk_dict *preds = dk_dict_new();
-    dk_status s = preds ? DK_OK : DK_ERR_NOMEM;
+    dk_dict *gbatch = NULL, *gpreds = NULL;
+    dk_status s = local;
+    if (s == DK_OK && !preds)
+        s = DK_ERR_NOMEM;
     if (s == DK_OK)
         s = dkh_model_forward(r, batch, DK_MODE_PREDICT, preds);
+    const dk_dict *mb = batch, *mp = preds;
+    if (dkh_dist_active(r)) {
+        gbatch = dk_dict_new();
+        gpreds = dk_dict_new();
+        if (s == DK_OK && (!gbatch || !gpreds))
+            s = DK_ERR_NOMEM;
+        s = dkh_dist_gather_eval(r, sp, r->inner_iter, s, batch, preds, gbatch, gpreds);
+        mb = gbatch;
+        mp = gpreds;
+    }
     for (size_t i = 0; s == DK_OK && i < sp->n_metrics; i++) {
         const dk_metric_vtable *vt = dk_object_type(sp->metrics[i])->vtable;
         if (vt->process)
-            s = vt->process(dk_object_self(sp->metrics[i]), batch, preds);
+            s = vt->process(dk_object_self(sp->metrics[i]), mb, mp);
         if (s != DK_OK)
             dk_error_prefix("metric %s", dk_object_type(sp->metrics[i])->name);
     }
+    dk_dict_free(gpreds);
+    dk_dict_free(gbatch);
     dk_dict_free(preds);
     dk_scope_end();
     return s;
@@ -80,8 +98,9 @@ dk_status dkh_eval(dk_runner *r, dk_runner_phase phase)
             vt->reset(dk_object_self(sp->metrics[i]));
     }
     dk_dict_clear(r->outputs);
-    /* Every rank evaluates the whole split with rank 0's batch-norm statistics,
-     * so all compute the same metrics (and agree on what hooks decide from them). */
+    /* Every rank evaluates its shard of the split with rank 0's batch-norm
+     * statistics; the metrics see every rank's batches (eval_step), so all
+     * compute a single process's metrics (and agree on what hooks decide). */
     DK_TRY(dkh_dist_broadcast_model(r, false));
     DK_TRY(dkh_hooks_call(r, pts->before_epoch));
     /* Evaluation allocates other sizes (its batch size, no gradients) than
@@ -93,15 +112,21 @@ dk_status dkh_eval(dk_runner *r, dk_runner_phase phase)
     r->inner_iter = 0;
     r->loop_len = dkh_loader_len(sp->loader);
     dk_status s = dkh_loader_start_epoch(sp->loader, 0, 0);
+    /* Distributed: every rank has as many batches (the padded sampler), and
+     * one that fails loading or in a hook still takes part in the step's
+     * gathering, so the others fail with it instead of waiting. */
+    bool dist = dkh_dist_active(r);
     while (s == DK_OK) {
         dk_dict *batch = NULL;
         s = dkh_loader_next(sp->loader, &batch);
-        if (s != DK_OK || !batch)
+        if (s == DK_OK && !batch)
+            break;
+        if (s != DK_OK && !dist)
             break;
         dk_dict_clear(r->outputs);
-        s = dkh_hooks_call(r, pts->before_iter);
         if (s == DK_OK)
-            s = eval_step(r, sp, batch);
+            s = dkh_hooks_call(r, pts->before_iter);
+        s = eval_step(r, sp, batch, s);
         if (s == DK_OK)
             s = dkh_hooks_call(r, pts->after_iter);
         dk_dict_free(batch);

@@ -115,10 +115,11 @@ static dk_status write_all(dk_runner *r, dkh_ckpt_writer *w)
                    "samples_seen: %" PRId64 "\nby_epoch: %s\nmax_iters: %" PRId64 "\n"
                    "seed: %" PRIu64 "\ndeterministic: %s\n"
                    "rng: {key: '0x%016" PRIx64 "', counter: '0x%016" PRIx64 "'}\n"
-                   "lr_scale: %.17g\nnan_rollbacks: %" PRId64 "\n",
+                   "lr_scale: %.17g\nnan_rollbacks: %" PRId64 "\n"
+                   "world_size: %d\ntrain_batch_size: %" PRId64 "\n",
                    epoch, iter, inner, samples, r->by_epoch ? "true" : "false", r->max_iters,
                    r->seed, r->deterministic ? "true" : "false", rng->key, rng->counter,
-                   r->lr_scale, r->nan_rollbacks);
+                   r->lr_scale, r->nan_rollbacks, r->world_size, r->train.batch_size);
     put_class_names(&meta, r);
 
     dk_status s = DK_OK;
@@ -357,6 +358,41 @@ static dk_status resume_from(dk_runner *r, dkh_ckpt *c, const char *path, const 
             return dk_fail(DK_ERR_IO, "resume from %s: lr_scale %g or nan_rollbacks %lld out "
                                       "of range in the metadata", path, lr_scale,
                            (long long)rollbacks);
+    }
+    /* Another world size or batch size (absent before they were saved): the
+     * epoch's position is counted in global batches of world_size x
+     * batch_size samples, and every global batch holds the same positions of
+     * the epoch's order whatever the world size, so a position inside an
+     * epoch carries over when it falls on a global batch boundary of this
+     * run. The sample count and the epoch are global already. */
+    int64_t saved_world = r->world_size, saved_batch = r->train.batch_size;
+    if (dk_cfg_get(meta, "world_size")) {
+        DK_TRY(meta_int(meta, "world_size", path, &saved_world));
+        DK_TRY(meta_int(meta, "train_batch_size", path, &saved_batch));
+    }
+    int64_t global = (int64_t)r->world_size * r->train.batch_size;
+    int64_t saved_global = saved_world * saved_batch;
+    if (saved_global != global) {
+        dk_log(DK_LOG_INFO,
+               "resume from %s: saved by %lld ranks x batch %lld, resuming on %d "
+               "ranks x batch %lld: counters are kept (epoch, iteration, samples "
+               "seen); an epoch from now on takes %lld iterations",
+               path, (long long)saved_world, (long long)saved_batch, r->world_size,
+               (long long)r->train.batch_size, (long long)dkh_loader_len(r->train.loader));
+        if (inner > 0) {
+            int64_t done = inner * saved_global;
+            if (saved_global <= 0 || global <= 0 || done % global != 0)
+                return dk_fail(DK_ERR_CONFIG,
+                               "resume from %s: saved %lld batches into epoch %lld "
+                               "by %lld ranks x batch %lld (%lld samples), which is not a whole "
+                               "number of global batches of %d ranks x batch %lld; resume from "
+                               "an end-of-epoch checkpoint, or with a global batch that divides "
+                               "%lld",
+                               path, (long long)inner, (long long)epoch + 1, (long long)saved_world,
+                               (long long)saved_batch, (long long)done, r->world_size,
+                               (long long)r->train.batch_size, (long long)done);
+            inner = done / global;
+        }
     }
     r->lr_scale = lr_scale;
     r->nan_rollbacks = rollbacks;

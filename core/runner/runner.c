@@ -237,8 +237,10 @@ static dk_status run_train(dk_runner *r)
         return dk_fail(DK_ERR_CONFIG, "%s: training needs a train_dataloader",
                        r->opts.config_path ? r->opts.config_path : "config");
     DK_TRY(dkh_dist_setup_train(r));
-    if (!r->opts.no_validate)
+    if (!r->opts.no_validate) {
         DK_TRY(split_open(r, &r->val, "val_dataloader", "val_evaluator"));
+        DK_TRY(dkh_dist_setup_eval(r, &r->val));
+    }
     DK_TRY(plan_training(r));
     const dk_cfg *ow = dk_cfg_get(r->cfg, "optim_wrapper");
     if (!ow || dk_cfg_kind_of(ow) == DK_CFG_NULL)
@@ -249,6 +251,7 @@ static dk_status run_train(dk_runner *r)
     if (!r->optim)
         return s;
     dkh_optim_set_dist(r->optim, r->pg, r->bucket_bytes);
+    DK_TRY(dkh_dist_scale_lr(r));
     r->sched = dkh_sched_new(dk_cfg_get(r->cfg, "param_scheduler"), r->by_epoch ? r->max_epochs : 0,
                              r->max_iters, r->loop_len, &s);
     if (!r->sched)
@@ -322,6 +325,8 @@ static dk_status open_eval(dk_runner *r, const char *what, bool metrics, const c
     if (!r->test.cfg)
         return dk_fail(DK_ERR_CONFIG, "%s: %s needs a test_dataloader (or a val_dataloader)",
                        r->opts.config_path ? r->opts.config_path : "config", what);
+    if (metrics)
+        DK_TRY(dkh_dist_setup_eval(r, &r->test));
     *weights = r->opts.checkpoint ? r->opts.checkpoint : r->opts.load_from;
     if (!*weights && dk_cfg_kind_of(dk_cfg_get(r->cfg, "load_from")) == DK_CFG_STRING)
         *weights = dk_cfg_scalar(dk_cfg_get(r->cfg, "load_from"));
@@ -367,7 +372,7 @@ dk_status dkh_run(const dk_cfg *root, const dkh_run_options *opts)
     dkh_registry_run_begin(reg);
 
     dk_status s = read_settings(r);
-    if (s == DK_OK && opts->mode == DKH_RUN_TRAIN)
+    if (s == DK_OK && (opts->mode == DKH_RUN_TRAIN || opts->mode == DKH_RUN_TEST))
         s = dkh_dist_begin(r);
     if (s == DK_OK)
         s = dkh_work_dir_open(r);

@@ -40,6 +40,7 @@ typedef struct dkh_split {
     dk_object **metrics;
     char **metric_prefix;   /* "accuracy" for type Accuracy, or the metric's `prefix` */
     size_t n_metrics;
+    int64_t n_samples; /* the dataset's length, when sharded for evaluation */
 } dkh_split;
 
 /* Which hook point is running: the completed-work counters of a checkpoint
@@ -92,6 +93,7 @@ struct dk_runner {
     double nan_lr_factor;
     int64_t nan_max_rollbacks, nan_rollbacks; /* rollbacks so far are in checkpoints */
     double lr_scale;   /* on top of the schedules: lr_factor^rollbacks */
+    double auto_lr_scale; /* auto_scale_lr: world_size x batch_size / base_batch_size, or 1 */
     bool rolled_back;  /* the step just rolled back: the loop restarts at the checkpoint */
 
     dk_dict *outputs;   /* dk_runner_outputs */
@@ -136,6 +138,27 @@ void dkh_dist_end(dk_runner *r);
 /* Gives the train loader the default sampler for (rank, world_size) and the
  * optimizer the gradient averaging. */
 dk_status dkh_dist_setup_train(dk_runner *r) DK_CHECK;
+/* Gives an evaluation loader (val or test) the default sampler for (rank,
+ * world_size), padded so every rank takes as many steps; the padded repeats
+ * are dropped again by dkh_dist_gather_eval. */
+dk_status dkh_dist_setup_eval(dk_runner *r, dkh_split *sp) DK_CHECK;
+/* auto_scale_lr: sets r->auto_lr_scale (1 when off) and logs the rule used. */
+dk_status dkh_dist_scale_lr(dk_runner *r) DK_CHECK;
+/* The samples of batch b of sp (rows on this rank) across all ranks, each
+ * counted once: rows on one process; without the padded repeats on several. */
+int64_t dkh_dist_global_rows(const dk_runner *r, const dkh_split *sp, int64_t b, int64_t rows);
+/* Whether this run has more than one rank. */
+bool dkh_dist_active(const dk_runner *r);
+/* One evaluation step's agreement and gathering, on every rank: `local` is
+ * this rank's status so far (a failed rank still calls, so no rank waits);
+ * if any rank failed, all fail. Otherwise every per-sample tensor of batch
+ * and preds (f32/f64/i64 with the batch's N as first dim) is gathered from
+ * every rank into gbatch and gpreds (other entries are this rank's own), in
+ * the order of the evaluated dataset, without the sampler's padded repeats:
+ * what a single process's batches hold, in the same order. Batch b of sp. */
+dk_status dkh_dist_gather_eval(dk_runner *r, const dkh_split *sp, int64_t b, dk_status local,
+                               const dk_dict *batch, const dk_dict *preds, dk_dict *gbatch,
+                               dk_dict *gpreds) DK_CHECK;
 /* Copies rank 0's parameters (with_params) and buffers to every rank. */
 dk_status dkh_dist_broadcast_model(dk_runner *r, bool with_params) DK_CHECK;
 /* The largest of every rank's flag (0 = all fine). */

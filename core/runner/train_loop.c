@@ -202,9 +202,10 @@ static dk_status train_step(dk_runner *r, const dk_dict *batch, buffer_snapshot 
     DK_TRY(dkh_hooks_call(r, DKH_POINT_before_train_iter));
     double lr = 0, momentum = 0;
     dkh_optim_schedule(r->optim, r->sched, r->epoch, r->iter, &lr, &momentum);
-    if (r->lr_scale != 1.0) {
-        dkh_optim_scale_lr(r->optim, r->lr_scale);
-        lr *= r->lr_scale;
+    double scale = r->lr_scale * r->auto_lr_scale;
+    if (scale != 1.0) {
+        dkh_optim_scale_lr(r->optim, scale);
+        lr *= scale;
     }
     DK_TRY(dk_dict_set_number(r->outputs, "lr", lr));
     DK_TRY(dk_dict_set_number(r->outputs, "momentum", momentum));
@@ -272,8 +273,14 @@ static dk_status train_step(dk_runner *r, const dk_dict *batch, buffer_snapshot 
     DK_TRY(dk_dict_set_number(r->outputs, "memory", (double)(mem.peak >> 20)));
     DK_TRY(dkh_hooks_call(r, DKH_POINT_after_train_iter));
     r->iter++;
+    /* Samples of this step across all ranks, each once (not the sampler's
+     * padded repeats, nor rows a shorter last batch lacks), so the count
+     * does not depend on the world size. */
+    int64_t rows = 0;
+    if (!dkh_loader_batch_indices(r->train.loader, r->inner_iter, &rows))
+        rows = r->train.batch_size;
+    r->samples_seen += dkh_dist_global_rows(r, &r->train, r->inner_iter, rows);
     r->inner_iter++;
-    r->samples_seen += r->train.batch_size * r->world_size;
     return DK_OK;
 }
 

@@ -7,6 +7,13 @@
  *   test_ddp equivalence MPIEXEC 2 ranks x batch 16 against 1 rank x batch 32 (same
  *                                global batches): the final weights and optimizer
  *                                state agree within TOL; only rank 0 wrote files
+ *   test_ddp sharded-eval MPIEXEC  dkhost test on 2 and 3 ranks (and validation on 3)
+ *                                over 61 samples: the metrics of one process
+ *   test_ddp kill MPIEXEC        rank 1 of 2 dies (SIGKILL) mid-run: the job ends
+ *                                non-zero within 60 s, and the output names rank 1
+ *   test_ddp resume-world MPIEXEC  a 2-rank checkpoint resumed on 1 and 3 ranks: the
+ *                                counters continue from the global sample count;
+ *                                auto_scale_lr
  *   test_ddp skip REASON         prints the reason and exits 77 (ctest: skipped)
  *
  * Why the runs see the same samples: with shuffle, the default sampler draws
@@ -33,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../integration/proc.h"
 #include "../runner/toy_run.h"
@@ -279,6 +287,255 @@ static void test_equivalence(void **state)
     run_dir_remove(&d);
 }
 
+/* The "test results: ..." line of a dkhost test run's output (new string). */
+static char *results_line(const proc_result *r)
+{
+    const char *text = strstr(r->out, "test results: ") ? r->out : r->err;
+    const char *p = strstr(text, "test results: ");
+    if (!p)
+        fail_msg("no test results in:\n%s\n%s", r->out, r->err);
+    size_t n = strcspn(p, "\n");
+    char *line = malloc(n + 1);
+    memcpy(line, p, n);
+    line[n] = '\0';
+    return line;
+}
+
+/* Sharded evaluation: 61 test samples (not a multiple of 2 or 3) on 2 and 3
+ * ranks give exactly the metrics of one process, i.e. every sample counts
+ * once (the padded repeats do not). A model trained for one epoch with a small
+ * learning rate on noisy data is wrong on some samples, so counting a repeat
+ * would change the numbers. Also validation inside a 3-rank training run. */
+static void test_sharded_eval(void **state)
+{
+    (void)state;
+    run_dir d;
+    run_dir_make(&d, "ddp", "eval");
+    char *cfg = config_in(&d);
+    char w1[600], ck[700], wt[600];
+    snprintf(w1, sizeof w1, "%s/one", d.root);
+    snprintf(wt, sizeof wt, "%s/test", d.root);
+    static const char test_split[] =
+        "test_dataloader={batch_size: 8, dataset: {type: ToyBlobs, num_samples: 61, "
+        "noise_seed: 11, noise: 3.0}}";
+    proc_result r = dkhost_run("--plugins", TOY_PLUGINS, "train", cfg, "--work-dir", w1,
+                               "--cfg-options", "train_cfg.max_epochs=1",
+                               "optim_wrapper.optimizer.lr=0.002", NULL);
+    proc_expect(&r, 0, NULL, "done: the log is");
+    proc_result_free(&r);
+    snprintf(ck, sizeof ck, "%s/epoch_1.dkpt", w1);
+
+    r = dkhost_run("--plugins", TOY_PLUGINS, "test", cfg, "--checkpoint", ck, "--work-dir", wt,
+                   "--cfg-options", test_split, "test_evaluator=[{type: Accuracy, topk: [1, 2]}]",
+                   NULL);
+    proc_expect(&r, 0, NULL, NULL);
+    char *one = results_line(&r);
+    proc_result_free(&r);
+    printf("1 rank:  %s\n", one);
+    assert_null(strstr(one, "top1: 100.0000"));
+    assert_null(strstr(one, "top1: 0.0000"));
+
+    for (int np = 2; np <= 3; np++) {
+        char nps[8];
+        snprintf(nps, sizeof nps, "%d", np);
+        const char *argv[] = {mpiexec, "-n", nps, "--allow-run-as-root", "--oversubscribe",
+                              "--bind-to", "none", DKHOST, "--plugins", TOY_PLUGINS, "test", cfg,
+                              "--checkpoint", ck, "--work-dir", wt, "--launcher", "mpi",
+                              "--cfg-options", test_split,
+                              "test_evaluator=[{type: Accuracy, topk: [1, 2]}]", NULL};
+        r = proc_run(argv);
+        proc_expect(&r, 0, NULL, NULL);
+        char *many = results_line(&r);
+        printf("%d ranks: %s\n", np, many);
+        assert_string_equal(many, one);
+        /* Only rank 0 reports. */
+        assert_int_equal(count_of(r.out, "test results: ") + count_of(r.err, "test results: "),
+                         1);
+        free(many);
+        proc_result_free(&r);
+    }
+    free(one);
+
+    /* Validation inside training: 61 validation samples, one epoch, 1 and 3
+     * ranks (same global batch: 48 = 3 x 16), the same val accuracy. */
+    static const char val_split[] =
+        "val_dataloader={batch_size: 8, dataset: {type: ToyBlobs, num_samples: 61, "
+        "noise_seed: 11, noise: 3.0}}";
+    char wa[600], wb[600];
+    snprintf(wa, sizeof wa, "%s/val1", d.root);
+    snprintf(wb, sizeof wb, "%s/val3", d.root);
+    r = dkhost_run("--plugins", TOY_PLUGINS, "train", cfg, "--work-dir", wa, "--cfg-options",
+                   "train_cfg.max_epochs=1", "train_dataloader.batch_size=48",
+                   "train_dataloader.dataset.num_samples=96", "optim_wrapper.accumulative_counts=1",
+                   "optim_wrapper.optimizer.lr=0.002", val_split, NULL);
+    proc_expect(&r, 0, NULL, NULL);
+    proc_result_free(&r);
+    const char *argv3[] = {mpiexec, "-n", "3", "--allow-run-as-root", "--oversubscribe",
+                           "--bind-to", "none", DKHOST, "--plugins", TOY_PLUGINS, "train", cfg,
+                           "--launcher", "mpi", "--work-dir", wb, "--cfg-options",
+                           "train_cfg.max_epochs=1", "train_dataloader.dataset.num_samples=96",
+                           "optim_wrapper.accumulative_counts=1",
+                           "optim_wrapper.optimizer.lr=0.002", val_split, NULL};
+    r = proc_run(argv3);
+    proc_expect(&r, 0, NULL, NULL);
+    proc_result_free(&r);
+    char *ja = only_file(wa, ".jsonl"), *jb = only_file(wb, ".jsonl");
+    const char *va = strstr(ja, "\"accuracy/top1\": "), *vb = strstr(jb, "\"accuracy/top1\": ");
+    assert_non_null(va);
+    assert_non_null(vb);
+    double a = strtod(va + 17, NULL), b = strtod(vb + 17, NULL);
+    printf("validation top1: 1 rank %.6f, 3 ranks %.6f\n", a, b);
+    /* Equal weights within float rounding; on 61 samples one flipped answer
+     * is 1.6 points, so the accuracies are equal. */
+    assert_true(fabs(a - b) < 1e-9);
+    free(ja);
+    free(jb);
+
+    free(cfg);
+    run_dir_remove(&d);
+}
+
+/* A rank killed mid-run: under mpiexec -n 2, rank 1 kills itself with SIGKILL
+ * after its third iteration (the test-only FxKillRankHook). Rank 0 is then in
+ * (or about to enter) a collective that will never complete; mpiexec notices
+ * the dead process and ends the job. The job must exit non-zero within
+ * KILL_BOUND_S seconds (coreutils' timeout kills mpiexec after that) and the
+ * output must name rank 1. Measured: about 2.5 s, exit status 137, and
+ * "mpiexec noticed that process rank 1 with PID 0 on node vm exited on signal
+ * 9 (Killed)." on stderr. */
+#define KILL_BOUND_S 60
+static void test_kill(void **state)
+{
+    (void)state;
+    run_dir d;
+    run_dir_make(&d, "ddp", "kill");
+    char *cfg = config_in(&d);
+    char w[600], bound[16];
+    snprintf(w, sizeof w, "%s/work", d.root);
+    snprintf(bound, sizeof bound, "%d", KILL_BOUND_S);
+    const char *argv[] = {"/usr/bin/timeout", "-s", "KILL", bound, mpiexec, "-n", "2",
+                          "--allow-run-as-root", "--oversubscribe", "--bind-to", "none", DKHOST,
+                          "--plugins", TOY_PLUGINS, "--plugins", DK_BINARY_DIR "/tests/dist/plugins",
+                          "train", cfg, "--launcher", "mpi", "--work-dir", w, "--cfg-options",
+                          "custom_hooks=[{type: FxKillRankHook, rank: 1, after_iter: 3}]",
+                          "train_cfg.max_epochs=50", NULL};
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    proc_result r = proc_run(argv);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    printf("the job ended after %.1f s with status %d\n", secs, r.status);
+    /* mpiexec itself exits 137 (128 + the signal of the dead rank); a kill by
+     * timeout would show as 137 too, hence the time. */
+    if (r.status == 0 || secs >= KILL_BOUND_S - 1)
+        fail_msg("status %d after %.1f s; stdout:\n%s\nstderr:\n%s", r.status, secs, r.out,
+                 r.err);
+    /* Open MPI's own report: "mpirun noticed that process rank 1 with PID
+     * ... on node ... exited on signal 9 (Killed)." */
+    const char *where = strstr(r.err, "process rank 1") ? r.err : r.out;
+    if (!strstr(where, "process rank 1") || !strstr(where, "signal 9"))
+        fail_msg("the output does not name rank 1 and signal 9:\nstdout:\n%s\nstderr:\n%s",
+                 r.out, r.err);
+    proc_result_free(&r);
+    free(cfg);
+    run_dir_remove(&d);
+}
+
+/* Whether the metadata of the checkpoint at path has line `line` (a
+ * top-level "key: value"). */
+static void expect_meta(const char *path, const char *line)
+{
+    dkh_ckpt *c = NULL;
+    assert_int_equal(dkh_ckpt_open(path, &c), DK_OK);
+    const char *meta = dkh_ckpt_meta(c);
+    size_t n = strlen(line);
+    bool found = false;
+    for (const char *p = meta; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+        if (strncmp(p, line, n) == 0 && (p[n] == '\n' || p[n] == '\0'))
+            found = true;
+    if (!found)
+        fail_msg("%s: no line '%s' in its metadata:\n%s", path, line, meta);
+    dkh_ckpt_close(c);
+}
+
+/* Resume across world sizes: a 2-rank run's end-of-epoch-1 checkpoint (4
+ * iterations of 2 x 16, 128 samples) resumed on 1 rank (8 iterations an
+ * epoch) and on 3 ranks (43 padded samples per rank: 3 iterations an epoch)
+ * ends epoch 2 at iteration 12 and 7, both having seen 256 samples (each
+ * sample once an epoch, padding not counted). The log says which learning
+ * rate rule holds; auto_scale_lr scales it by (3 x 16) / 32 = 1.5. */
+static void test_resume_world(void **state)
+{
+    (void)state;
+    run_dir d;
+    run_dir_make(&d, "ddp", "resume");
+    char *cfg = config_in(&d);
+    char w2[600], w1[600], w3[600], w3s[600], ck[700], out[700];
+    snprintf(w2, sizeof w2, "%s/two", d.root);
+    snprintf(w1, sizeof w1, "%s/one", d.root);
+    snprintf(w3, sizeof w3, "%s/three", d.root);
+    snprintf(w3s, sizeof w3s, "%s/three-scaled", d.root);
+    const char *argv2[] = {mpiexec, "-n", "2", "--allow-run-as-root", "--oversubscribe",
+                           "--bind-to", "none", DKHOST, "--plugins", TOY_PLUGINS, "train", cfg,
+                           "--launcher", "mpi", "--work-dir", w2, "--cfg-options",
+                           "train_cfg.max_epochs=1", NULL};
+    proc_result r = proc_run(argv2);
+    proc_expect(&r, 0, NULL, "learning rate: as configured, not scaled (auto_scale_lr off); "
+                             "global batch 32 = 2 ranks x batch 16");
+    proc_result_free(&r);
+    snprintf(ck, sizeof ck, "%s/epoch_1.dkpt", w2);
+    expect_meta(ck, "samples_seen: 128");
+    expect_meta(ck, "iteration: 4");
+    expect_meta(ck, "world_size: 2");
+
+    r = dkhost_run("--plugins", TOY_PLUGINS, "train", cfg, "--work-dir", w1, "--resume-from", ck,
+                   NULL);
+    proc_expect(&r, 0, NULL, "saved by 2 ranks x batch 16, resuming on 1 ranks x batch 16");
+    assert_non_null(strstr(r.err, "epoch 1, iteration 4 (0 batches into the epoch), 128 "
+                                  "samples seen"));
+    proc_result_free(&r);
+    snprintf(out, sizeof out, "%s/epoch_2.dkpt", w1);
+    expect_meta(out, "epoch: 2");
+    expect_meta(out, "iteration: 12");
+    expect_meta(out, "samples_seen: 256");
+    expect_meta(out, "world_size: 1");
+
+    const char *argv3[] = {mpiexec, "-n", "3", "--allow-run-as-root", "--oversubscribe",
+                           "--bind-to", "none", DKHOST, "--plugins", TOY_PLUGINS, "train", cfg,
+                           "--launcher", "mpi", "--work-dir", w3, "--resume-from", ck, NULL};
+    r = proc_run(argv3);
+    proc_expect(&r, 0, NULL, "saved by 2 ranks x batch 16, resuming on 3 ranks x batch 16");
+    assert_non_null(strstr(r.err, "learning rate: as configured, not scaled (auto_scale_lr off); "
+                                  "global batch 48 = 3 ranks x batch 16"));
+    proc_result_free(&r);
+    snprintf(out, sizeof out, "%s/epoch_2.dkpt", w3);
+    expect_meta(out, "epoch: 2");
+    expect_meta(out, "iteration: 7");
+    expect_meta(out, "samples_seen: 256");
+    expect_meta(out, "world_size: 3");
+
+    const char *argv4[] = {mpiexec, "-n", "3", "--allow-run-as-root", "--oversubscribe",
+                           "--bind-to", "none", DKHOST, "--plugins", TOY_PLUGINS, "train", cfg,
+                           "--launcher", "mpi", "--work-dir", w3s, "--resume-from", ck,
+                           "--cfg-options", "auto_scale_lr={enable: true, base_batch_size: 32}",
+                           NULL};
+    r = proc_run(argv4);
+    proc_expect(&r, 0, NULL, "learning rate: scaled by 1.5 (auto_scale_lr): global batch 48 = "
+                             "3 ranks x batch 16, base_batch_size 32");
+    proc_result_free(&r);
+    char *jsonl = only_file(w3s, ".jsonl");
+    assert_non_null(strstr(jsonl, "\"lr\": 0.075"));
+    free(jsonl);
+    /* Without a base batch size, enabling it is an error. */
+    r = dkhost_run("--plugins", TOY_PLUGINS, "train", cfg, "--work-dir", w1, "--cfg-options",
+                   "auto_scale_lr={enable: true}", NULL);
+    proc_expect(&r, 3, NULL, "auto_scale_lr: enable is true, so base_batch_size must be given");
+    proc_result_free(&r);
+
+    free(cfg);
+    run_dir_remove(&d);
+}
+
 static void test_usage(void **state)
 {
     (void)state;
@@ -296,8 +553,8 @@ static void test_usage(void **state)
     r = dkhost_run("train", cfg, "--launcher", NULL);
     proc_expect(&r, 2, NULL, "option --launcher needs a value");
     proc_result_free(&r);
-    r = dkhost_run("test", cfg, "--checkpoint", "x.dkpt", "--launcher", "mpi", NULL);
-    proc_expect(&r, 2, NULL, "--launcher is an option of 'dkhost train'");
+    r = dkhost_run("predict", cfg, "--checkpoint", "x.dkpt", "--launcher", "mpi", NULL);
+    proc_expect(&r, 2, NULL, "--launcher is an option of 'dkhost train' and 'dkhost test'");
     proc_result_free(&r);
     r = dkhost_run("train", cfg, "--launchr", "mpi", NULL);
     proc_expect(&r, 2, NULL, "(did you mean '--launcher'?)");
@@ -343,6 +600,33 @@ int main(int argc, char **argv)
         }
         mpiexec = argv[2];
         const struct CMUnitTest tests[] = {cmocka_unit_test(test_equivalence)};
+        return cmocka_run_group_tests(tests, NULL, NULL);
+    }
+    if (strcmp(mode, "sharded-eval") == 0) {
+        if (argc < 3 || !dkh_dist_have_mpi()) {
+            printf("skipped: %s\n", argc < 3 ? "no mpiexec given" : "libdk was built without MPI");
+            return 77;
+        }
+        mpiexec = argv[2];
+        const struct CMUnitTest tests[] = {cmocka_unit_test(test_sharded_eval)};
+        return cmocka_run_group_tests(tests, NULL, NULL);
+    }
+    if (strcmp(mode, "resume-world") == 0) {
+        if (argc < 3 || !dkh_dist_have_mpi()) {
+            printf("skipped: %s\n", argc < 3 ? "no mpiexec given" : "libdk was built without MPI");
+            return 77;
+        }
+        mpiexec = argv[2];
+        const struct CMUnitTest tests[] = {cmocka_unit_test(test_resume_world)};
+        return cmocka_run_group_tests(tests, NULL, NULL);
+    }
+    if (strcmp(mode, "kill") == 0) {
+        if (argc < 3 || !dkh_dist_have_mpi()) {
+            printf("skipped: %s\n", argc < 3 ? "no mpiexec given" : "libdk was built without MPI");
+            return 77;
+        }
+        mpiexec = argv[2];
+        const struct CMUnitTest tests[] = {cmocka_unit_test(test_kill)};
         return cmocka_run_group_tests(tests, NULL, NULL);
     }
     if (strcmp(mode, "singleton") == 0) {
