@@ -36,16 +36,6 @@ static void on_hangup(int sig)
     reload_asked = 1;
 }
 
-/* "configs/a/lenet.yaml" -> "lenet". New string. */
-static char *stem_of(const char *path)
-{
-    const char *base = strrchr(path, '/');
-    base = base ? base + 1 : path;
-    const char *dot = strrchr(base, '.');
-    size_t n = dot && dot != base ? (size_t)(dot - base) : strlen(base);
-    return dkh_asprintf("%.*s", (int)n, base);
-}
-
 typedef struct sweep {
     const dkh_sweep_args *a;
     dkh_registry *reg;
@@ -68,7 +58,7 @@ static bool dir_used(const sweep *w, const char *dir)
  * would use, with "_<k>" added when an earlier run of the sweep used it. */
 static char *work_dir_for(const sweep *w, const dk_cfg *root, const char *config, size_t k)
 {
-    char *stem = stem_of(config);
+    char *stem = dkh_config_stem(config);
     char *dir;
     if (w->a->work_dir) {
         size_t n = strlen(w->a->work_dir);

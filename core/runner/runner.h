@@ -36,6 +36,10 @@ typedef struct dkh_run_options {
  * and picks the exit code from the status. */
 dk_status dkh_run(const dk_cfg *root, const dkh_run_options *opts) DK_CHECK;
 
+/* A config file's name without directory and extension, what names its
+ * default work dir: "configs/fashion_mnist/lenet.yaml" -> "lenet". New string. */
+char *dkh_config_stem(const char *path);
+
 /* The signal (SIGINT, SIGTERM) that interrupted the last training loop, or
  * 0 when it ran to its end: a sweep stops instead of starting the next run. */
 int dkh_train_interrupted(void);

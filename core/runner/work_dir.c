@@ -45,8 +45,7 @@ static dk_status make_dirs(const char *path)
     return s;
 }
 
-/* "configs/fashion_mnist/lenet.yaml" -> "lenet". New string. */
-static char *config_stem(const char *path)
+char *dkh_config_stem(const char *path)
 {
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;
@@ -62,7 +61,7 @@ char *dkh_work_path(const dk_runner *r, const char *name)
 
 dk_status dkh_work_dir_open(dk_runner *r)
 {
-    char *stem = config_stem(r->opts.config_path ? r->opts.config_path : "run.yaml");
+    char *stem = dkh_config_stem(r->opts.config_path ? r->opts.config_path : "run.yaml");
     const char *wd = dk_cfg_scalar(dk_cfg_get(r->cfg, "work_dir"));
     if (wd && dk_cfg_kind_of(dk_cfg_get(r->cfg, "work_dir")) == DK_CFG_STRING)
         r->work_dir = dkh_strdup(wd);
