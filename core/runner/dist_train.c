@@ -35,12 +35,8 @@ dk_status dkh_dist_begin(dk_runner *r)
     r->rank = 0;
     r->world_size = 1;
     r->auto_lr_scale = 1.0;
-    double mb = 25;
-    const dk_cfg *b = dk_cfg_get(r->cfg, "dist_cfg.bucket_size_mb");
-    if (b && dk_cfg_get_float(b, NULL, &mb) != DK_OK) {
-        dk_clear_error();
-        mb = 25;
-    }
+    double mb = 0; /* validated, with its default filled in */
+    DK_TRY(dk_cfg_get_float(r->cfg, "dist_cfg.bucket_size_mb", &mb));
     r->bucket_bytes = (size_t)(mb * 1048576.0);
     if (r->opts.launcher == DKH_LAUNCHER_NONE)
         return DK_OK;

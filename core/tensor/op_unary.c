@@ -212,6 +212,18 @@ dk_tensor *dk_relu(dk_tensor *x) { return run1(DKH_OP_RELU, x, 0, 0); }
  * is a storage another tensor also uses (a view, or an alias a node saved):
  * that tensor would change under its holder's feet. A node that used x
  * before is caught later by the version check in dk_backward. */
+/* "relu_: input (3,) f64 <why> (use relu)": the tensor is described only
+ * when the call is refused, not on every call. */
+static dk_status refuse_inplace(const char *name, const dk_tensor *x, const char *why)
+{
+    dkh_buf b = DKH_BUF_INIT;
+    dkh_describe(&b, x);
+    dk_status s = dk_fail(DK_ERR_ARG, "%s: input %s %s (use %.*s)", name, dkh_buf_str(&b), why,
+                          (int)strlen(name) - 1, name);
+    dkh_buf_fini(&b);
+    return s;
+}
+
 static dk_tensor *run1_inplace(dkh_op_id op, const char *name, dk_tensor *x)
 {
     if (!x) {
@@ -220,20 +232,15 @@ static dk_tensor *run1_inplace(dkh_op_id op, const char *name, dk_tensor *x)
         return NULL;
     }
     bool record = dk_grad_enabled() && x->requires_grad;
-    dkh_buf b = DKH_BUF_INIT;
-    dkh_describe(&b, x);
     dk_status s = DK_OK;
     dkh_meta m;
     memset(&m, 0, sizeof m);
     if (record && !x->grad_fn)
-        s = dk_fail(DK_ERR_ARG, "%s: input %s is a leaf that requires grad; writing into it "
-                                "would change the values its gradient is taken at (use %.*s)",
-                    name, dkh_buf_str(&b), (int)strlen(name) - 1, name);
+        s = refuse_inplace(name, x, "is a leaf that requires grad; writing into it would change "
+                                    "the values its gradient is taken at");
     else if (atomic_load(&x->storage->refs) != 1)
-        s = dk_fail(DK_ERR_ARG, "%s: input %s shares its storage with another tensor (a view, "
-                                "or the output an op such as exp saved for its gradient); "
-                                "use %.*s",
-                    name, dkh_buf_str(&b), (int)strlen(name) - 1, name);
+        s = refuse_inplace(name, x, "shares its storage with another tensor (a view, or the "
+                                    "output an op such as exp saved for its gradient)");
     else if ((s = unary_infer_for(op, &x, &m)) == DK_OK) {
         dkh_args a = {.nv = 0};
         s = dkh_op_run_into(op, &a, 1, &x, x);
@@ -243,7 +250,6 @@ static dk_tensor *run1_inplace(dkh_op_id op, const char *name, dk_tensor *x)
                 s = dkh_record_inplace(op, &a, x);
         }
     }
-    dkh_buf_fini(&b);
     return s == DK_OK ? x : NULL;
 }
 

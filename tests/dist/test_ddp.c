@@ -559,6 +559,24 @@ static void test_usage(void **state)
     r = dkhost_run("train", cfg, "--launchr", "mpi", NULL);
     proc_expect(&r, 2, NULL, "(did you mean '--launcher'?)");
     proc_result_free(&r);
+
+    /* A checkpoint 2 batches of 16 into an epoch cannot resume with batch 24:
+     * 32 samples are no whole number of the new batches. */
+    char w[600], ck[700];
+    snprintf(w, sizeof w, "%s/mid", d.root);
+    r = dkhost_run("--plugins", TOY_PLUGINS, "train", cfg, "--work-dir", w, "--cfg-options",
+                   "train_cfg.max_epochs=1",
+                   "default_hooks.checkpoint={type: CheckpointHook, interval: 2, by_epoch: false}",
+                   NULL);
+    proc_expect(&r, 0, NULL, NULL);
+    proc_result_free(&r);
+    snprintf(ck, sizeof ck, "%s/iter_2.dkpt", w);
+    r = dkhost_run("--plugins", TOY_PLUGINS, "train", cfg, "--work-dir", w, "--resume-from", ck,
+                   "--cfg-options", "train_dataloader.batch_size=24", NULL);
+    proc_expect(&r, 3, NULL, "saved 2 batches into epoch 1 by 1 ranks x batch 16 (32 samples), "
+                             "which is not a whole number of global batches of 1 ranks x batch "
+                             "24");
+    proc_result_free(&r);
     free(cfg);
     run_dir_remove(&d);
 }
