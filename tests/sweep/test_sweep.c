@@ -286,6 +286,15 @@ static void test_errors(void **state)
     r = dkhost_run("train", "x.yaml", "--repeat", "2", NULL);
     proc_expect(&r, 2, NULL, "--repeat is an option of 'dkhost sweep'");
     proc_result_free(&r);
+    r = dkhost_run("train", "x.yaml", "--between-runs", "true", NULL);
+    proc_expect(&r, 2, NULL, "--between-runs is an option of 'dkhost sweep'");
+    proc_result_free(&r);
+    r = dkhost_run("sweep", "x.yaml", "--repeat", "0", NULL);
+    proc_expect(&r, 2, NULL, "--repeat needs a positive integer, got '0'");
+    proc_result_free(&r);
+    r = dkhost_run("sweep", "x.yaml", "--resume-from", "auto", NULL);
+    proc_expect(&r, 2, NULL, "a sweep takes no --resume-from, --load-from, --checkpoint or --out");
+    proc_result_free(&r);
 
     sweep_dir s;
     sweep_dir_make(&s, "errors");
