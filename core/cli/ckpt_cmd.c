@@ -16,7 +16,6 @@
 #include <string.h>
 
 /* docs/cli.md's exit codes (main.c uses the same). */
-enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2, EXIT_DATA = 5 };
 
 static const char usage[] =
     "Usage: dkhost ckpt info FILE     print the metadata and the tensors, verify every checksum\n"
@@ -24,7 +23,7 @@ static const char usage[] =
 
 static int fail_exit(dk_status s)
 {
-    return s == DK_ERR_NOMEM || s == DK_ERR_INTERNAL ? EXIT_RUNTIME : EXIT_DATA;
+    return s == DK_ERR_NOMEM || s == DK_ERR_INTERNAL ? DKH_EXIT_RUNTIME : DKH_EXIT_DATA;
 }
 
 static int report(const char *sub, dk_status s)
@@ -133,7 +132,7 @@ static int info(dkh_ckpt *c)
     }
     printf("\nverified: %s%zu tensor%s match%s their checksums and sizes\n", n == 1 ? "" : "all ",
            n, n == 1 ? "" : "s", n == 1 ? "es" : "");
-    return EXIT_OK;
+    return DKH_EXIT_OK;
 }
 
 static int verify(dkh_ckpt *c)
@@ -144,7 +143,7 @@ static int verify(dkh_ckpt *c)
     size_t n = dkh_ckpt_count(c);
     printf("%s: intact (%zu tensor%s, %" PRIu64 " bytes)\n", dkh_ckpt_path(c), n, n == 1 ? "" : "s",
            dkh_ckpt_file_size(c));
-    return EXIT_OK;
+    return DKH_EXIT_OK;
 }
 
 int dkh_cli_ckpt(int argc, char **argv)
@@ -155,11 +154,11 @@ int dkh_cli_ckpt(int argc, char **argv)
             printf("%s\nExit codes: 0 intact, 2 usage error, 5 missing, unreadable or damaged "
                    "file.\n",
                    usage);
-            return EXIT_OK;
+            return DKH_EXIT_OK;
         }
     if (argc < 2) {
         fprintf(stderr, "dkhost: ckpt needs a command: info or verify\n%s", usage);
-        return EXIT_USAGE;
+        return DKH_EXIT_USAGE;
     }
     const char *sub = argv[1];
     if (strcmp(sub, "info") != 0 && strcmp(sub, "verify") != 0) {
@@ -168,15 +167,15 @@ int dkh_cli_ckpt(int argc, char **argv)
         if (hint)
             fprintf(stderr, " (did you mean '%s'?)", hint);
         fprintf(stderr, "\n%s", usage);
-        return EXIT_USAGE;
+        return DKH_EXIT_USAGE;
     }
     if (argc < 3) {
         fprintf(stderr, "dkhost: ckpt %s needs a FILE\n%s", sub, usage);
-        return EXIT_USAGE;
+        return DKH_EXIT_USAGE;
     }
     if (argc > 3) {
         fprintf(stderr, "dkhost: ckpt %s: unexpected argument '%s'\n%s", sub, argv[3], usage);
-        return EXIT_USAGE;
+        return DKH_EXIT_USAGE;
     }
     dkh_ckpt *c;
     dk_status s = dkh_ckpt_open(argv[2], &c);

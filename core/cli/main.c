@@ -15,6 +15,7 @@
 #include "../plugin/registry.h"
 #include "../runner/config_schema.h"
 #include "../runner/runner.h"
+#include "../util/util.h"
 #include "ckpt_cmd.h"
 #include "list_registry.h"
 #include "new_plugin.h"
@@ -26,14 +27,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum {
-    EXIT_OK = 0,
-    EXIT_RUNTIME = 1,
-    EXIT_USAGE = 2,
-    EXIT_CONFIG = 3,
-    EXIT_PLUGIN = 4,
-    EXIT_DATA = 5,
-};
 
 typedef struct options {
     const char *command;
@@ -183,23 +176,7 @@ static int usage_error(const char *fmt, const char *arg, const char *hint)
     if (hint)
         fprintf(stderr, " (did you mean '%s'?)", hint);
     fprintf(stderr, "\nTry 'dkhost --help'.\n");
-    return EXIT_USAGE;
-}
-
-static int exit_code_for(dk_status s)
-{
-    switch (s) {
-    case DK_OK: return EXIT_OK;
-    case DK_ERR_CONFIG:
-    case DK_ERR_PARSE: return EXIT_CONFIG;
-    case DK_ERR_PLUGIN:
-    case DK_ERR_ABI:
-    case DK_ERR_DUPLICATE: return EXIT_PLUGIN;
-    case DK_ERR_IO:
-    case DK_ERR_NOT_FOUND: return EXIT_DATA;
-    case DK_ERR_ARG: return EXIT_USAGE;
-    default: return EXIT_RUNTIME;
-    }
+    return DKH_EXIT_USAGE;
 }
 
 /* Prints the current error: one line, or a heading and one indented line per
@@ -222,7 +199,7 @@ static int report(dk_status s, const char *what)
             p = e ? e + 1 : p + len;
         }
     }
-    return exit_code_for(s);
+    return dkh_exit_code(s);
 }
 
 static const char *option_names[] = {"--plugins",     "--no-default-plugins", "--cfg-options",
@@ -268,7 +245,7 @@ static int parse_args(int argc, char **argv, options *o)
         } else if (strcmp(a, "--version") == 0) {
             printf("dkhost %s (plugin ABI %d.%d)\n", DK_VERSION_STRING, DK_ABI_MAJOR,
                    DK_ABI_MINOR);
-            return EXIT_OK;
+            return DKH_EXIT_OK;
         } else if (strcmp(a, "--plugins") == 0) {
             NEED_VALUE();
             o->plugin_dirs[o->n_plugin_dirs++] = value;
@@ -417,7 +394,7 @@ static int build_all(const options *o, dkh_registry *reg, bool keep_quiet)
     }
     dkh_config_built_free(built, n);
     dkh_cfg_free(root);
-    return EXIT_OK;
+    return DKH_EXIT_OK;
 }
 
 static int run_check(const options *o, dkh_registry *reg)
@@ -449,7 +426,7 @@ static int run_job(const options *o, dkh_registry *reg, dkh_run_mode mode)
     dk_status s = dkh_run(root, &ro);
     dkh_cfg_free(root);
     static const char *const names[] = {"train", "test", "predict"};
-    return s == DK_OK ? EXIT_OK : report(s, names[mode]);
+    return s == DK_OK ? DKH_EXIT_OK : report(s, names[mode]);
 }
 
 static int run_train(const options *o, dkh_registry *reg)
@@ -510,7 +487,7 @@ static int run_print_config(const options *o, dkh_registry *reg)
     fputs(dkh_buf_str(&out), stdout);
     dkh_buf_fini(&out);
     dkh_cfg_free(root);
-    return EXIT_OK;
+    return DKH_EXIT_OK;
 }
 
 static int run_list_registry(const options *o, dkh_registry *reg)
@@ -523,7 +500,7 @@ static int run_list_registry(const options *o, dkh_registry *reg)
     }
     fputs(dkh_buf_str(&out), stdout);
     dkh_buf_fini(&out);
-    return EXIT_OK;
+    return DKH_EXIT_OK;
 }
 
 /* Reached only when options precede "ckpt": it takes none (main runs it first). */
@@ -559,7 +536,7 @@ int main(int argc, char **argv)
         } else {
             print_usage(o.help ? stdout : stderr);
         }
-        rc = o.help ? EXIT_OK : EXIT_USAGE;
+        rc = o.help ? DKH_EXIT_OK : DKH_EXIT_USAGE;
         goto done;
     }
     if (cmd->needs_config && !o.config) {

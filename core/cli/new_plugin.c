@@ -27,7 +27,6 @@
 #include <unistd.h>
 
 /* docs/cli.md's exit codes (main.c uses the same). */
-enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2, EXIT_DATA = 5 };
 
 /* The kinds with a template: sdk/template/<kind>.c and <kind>.yaml. */
 static const char *const kinds[] = {"backbone", "neck", "head", "hook", "transform", "metric"};
@@ -60,7 +59,7 @@ static int usage_error(const char *fmt, const char *arg, const char *hint)
     if (hint)
         fprintf(stderr, " (did you mean '%s'?)", hint);
     fprintf(stderr, "\n%s", usage);
-    return EXIT_USAGE;
+    return DKH_EXIT_USAGE;
 }
 
 static void put_kinds(dkh_buf *b)
@@ -189,15 +188,15 @@ static void fill(dkh_buf *out, const dkh_template_file *f, const names *n)
 static int file_error(const char *what, const char *path)
 {
     fprintf(stderr, "dkhost: new-plugin: %s %s: %s\n", what, path, strerror(errno));
-    return EXIT_DATA;
+    return DKH_EXIT_DATA;
 }
 
 /* mkdir -p. */
 static int make_dirs(const char *dir)
 {
     char *path = dkh_strdup(dir);
-    int rc = EXIT_OK;
-    for (char *p = path + 1; rc == EXIT_OK; p++) {
+    int rc = DKH_EXIT_OK;
+    for (char *p = path + 1; rc == DKH_EXIT_OK; p++) {
         if (*p != '/' && *p != '\0')
             continue;
         char saved = *p;
@@ -223,7 +222,7 @@ static int prepare_dir(const char *dir)
     }
     if (!S_ISDIR(st.st_mode)) {
         fprintf(stderr, "dkhost: new-plugin: %s exists and is not a folder\n", dir);
-        return EXIT_DATA;
+        return DKH_EXIT_DATA;
     }
     DIR *d = opendir(dir);
     if (!d)
@@ -232,13 +231,13 @@ static int prepare_dir(const char *dir)
     for (struct dirent *e; !first && (e = readdir(d));)
         if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
             first = e->d_name;
-    int rc = EXIT_OK;
+    int rc = DKH_EXIT_OK;
     if (first) {
         fprintf(stderr,
                 "dkhost: new-plugin: %s already exists and is not empty (it holds '%s'); "
                 "give a new or empty folder\n",
                 dir, first);
-        rc = EXIT_DATA;
+        rc = DKH_EXIT_DATA;
     }
     closedir(d);
     return rc;
@@ -248,13 +247,13 @@ static int prepare_dir(const char *dir)
 static int write_new(const char *dir, const char *name, const dkh_buf *text)
 {
     char *path = dkh_asprintf("%s/%s", dir, name);
-    int rc = EXIT_OK;
+    int rc = DKH_EXIT_OK;
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
     if (fd < 0) {
         rc = file_error("cannot create", path);
     } else {
         const char *p = dkh_buf_str(text);
-        for (size_t left = text->len; rc == EXIT_OK && left > 0;) {
+        for (size_t left = text->len; rc == DKH_EXIT_OK && left > 0;) {
             ssize_t n = write(fd, p, left);
             if (n < 0 && errno == EINTR)
                 continue;
@@ -265,7 +264,7 @@ static int write_new(const char *dir, const char *name, const dkh_buf *text)
                 left -= (size_t)n;
             }
         }
-        if (close(fd) != 0 && rc == EXIT_OK)
+        if (close(fd) != 0 && rc == DKH_EXIT_OK)
             rc = file_error("cannot write", path);
     }
     free(path);
@@ -278,8 +277,8 @@ static int write_plugin(const char *kind, const names *n, const char *dir)
     char *out_src = dkh_asprintf("%s.c", n->snake), *out_cfg = dkh_asprintf("%s.yaml", n->snake);
     const char *from[] = {src, cfg, "CMakeLists.txt", "Makefile"};
     const char *to[] = {out_src, out_cfg, "CMakeLists.txt", "Makefile"};
-    int rc = EXIT_OK;
-    for (size_t i = 0; rc == EXIT_OK && i < 4; i++) {
+    int rc = DKH_EXIT_OK;
+    for (size_t i = 0; rc == DKH_EXIT_OK && i < 4; i++) {
         const dkh_template_file *f = template_file(from[i]);
         DKH_ASSERT(f); /* embed_template.cmake packs every file of sdk/template */
         dkh_buf text = DKH_BUF_INIT;
@@ -287,7 +286,7 @@ static int write_plugin(const char *kind, const names *n, const char *dir)
         rc = write_new(dir, to[i], &text);
         dkh_buf_fini(&text);
     }
-    if (rc == EXIT_OK) {
+    if (rc == DKH_EXIT_OK) {
         printf("created %s: a %s plugin with the type %s\n", dir, kind, n->type);
         printf("  %-16s the plugin: the type, its parameter schema and its functions\n", out_src);
         printf("  %-16s an example config that uses %s\n", out_cfg, n->type);
@@ -321,7 +320,7 @@ int dkh_cli_new_plugin(int argc, char **argv)
                    "NAME in snake_case. Exit codes: 0 written, 2 usage error, 5 DIR exists and\n"
                    "is not empty, or a file cannot be written.\n",
                    usage);
-            return EXIT_OK;
+            return DKH_EXIT_OK;
         }
         if (strcmp(a, "--kind") == 0) {
             if (i + 1 >= argc)
@@ -361,19 +360,19 @@ int dkh_cli_new_plugin(int argc, char **argv)
         return rc;
     }
     names n = {.type = name, .snake = snake_case(name), .lower = lower_case(name)};
-    int rc = EXIT_OK;
+    int rc = DKH_EXIT_OK;
     if (strcmp(n.snake, "dk") == 0 || strncmp(n.snake, "dk_", 3) == 0)
         rc = usage_error("'%s' is not a valid type name: its C prefix would be dk_, which is "
                          "the SDK's",
                          name, NULL);
-    for (size_t i = 0; rc == EXIT_OK && i < sizeof build_reserved / sizeof build_reserved[0]; i++)
+    for (size_t i = 0; rc == DKH_EXIT_OK && i < sizeof build_reserved / sizeof build_reserved[0]; i++)
         if (strcmp(n.snake, build_reserved[i]) == 0)
             rc = usage_error("'%s' is not a valid type name: CMake keeps the target name it "
                              "would give",
                              name, NULL);
-    if (rc == EXIT_OK)
+    if (rc == DKH_EXIT_OK)
         rc = prepare_dir(dir);
-    if (rc == EXIT_OK)
+    if (rc == DKH_EXIT_OK)
         rc = write_plugin(kind, &n, dir);
     free((char *)n.snake);
     free((char *)n.lower);

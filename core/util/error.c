@@ -112,3 +112,19 @@ void dkh_assert_fail(const char *expr, const char *file, int line)
             file, line, expr);
     abort();
 }
+
+int dkh_exit_code(dk_status s)
+{
+    switch (s) {
+    case DK_OK: return DKH_EXIT_OK;
+    case DK_ERR_CONFIG:
+    case DK_ERR_PARSE: return DKH_EXIT_CONFIG;
+    case DK_ERR_PLUGIN:
+    case DK_ERR_ABI:
+    case DK_ERR_DUPLICATE: return DKH_EXIT_PLUGIN;
+    case DK_ERR_IO:
+    case DK_ERR_NOT_FOUND: return DKH_EXIT_DATA;
+    case DK_ERR_ARG: return DKH_EXIT_USAGE;
+    default: return DKH_EXIT_RUNTIME;
+    }
+}

@@ -26,6 +26,20 @@ _Noreturn void dkh_assert_fail(const char *expr, const char *file, int line);
  * looked without comparing text (module forwards name themselves once). */
 uint64_t dkh_error_serial(void);
 
+/* ---- exit codes ---------------------------------------------------------- */
+
+/* dkhost's process exit codes (docs/cli.md, "Exit codes"). */
+enum {
+    DKH_EXIT_OK = 0,
+    DKH_EXIT_RUNTIME = 1, /* training failed, diverged or was interrupted */
+    DKH_EXIT_USAGE = 2,   /* bad command line or argument */
+    DKH_EXIT_CONFIG = 3,  /* bad config */
+    DKH_EXIT_PLUGIN = 4,  /* a plugin could not be loaded or registered */
+    DKH_EXIT_DATA = 5,    /* a missing, unreadable or corrupt file */
+};
+/* The exit code for a failure with status s. */
+int dkh_exit_code(dk_status s);
+
 /* ---- string buffer ---------------------------------------------------- */
 
 /* A growable NUL-terminated string. Zero-initialise (DKH_BUF_INIT) to start;
