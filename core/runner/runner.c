@@ -461,6 +461,16 @@ const char *dk_runner_work_dir(const dk_runner *r)
     return r && r->rank == 0 ? r->work_dir : NULL;
 }
 
+int dk_runner_rank(const dk_runner *r)
+{
+    return r ? r->rank : 0;
+}
+
+int dk_runner_world_size(const dk_runner *r)
+{
+    return r && r->world_size > 0 ? r->world_size : 1;
+}
+
 const char *dk_runner_timestamp(const dk_runner *r)
 {
     return r ? r->timestamp : NULL;

@@ -105,7 +105,7 @@ static void test_refused_plugins(void **state)
 {
     proc_result r = dkhost_run("--plugins", FIXTURES "/listing", "list-registry", NULL);
     expect(&r, OK, "Refused (3)", NULL);
-    expect(&r, OK, "requires dk ABI >= 1.3", NULL);
+    expect(&r, OK, "requires dk ABI >= 1.99", NULL);
     expect(&r, OK, "not a dkhost plugin", NULL);
     expect(&r, OK, "init failed: could not open its weights file", NULL);
     proc_result_free(&r);

@@ -5,7 +5,8 @@
  * One line per training epoch (per training run when training counts
  * iterations) and per evaluation loop, redrawn in place with '\r' at most ten
  * times a second and always on its last iteration. Only when stdout is a
- * terminal, unless `force` is set: a log file or a pipe gets nothing.
+ * terminal, unless `force` is set: a log file or a pipe gets nothing. In a
+ * distributed run only rank 0 draws.
  */
 #include <dk/dk.h>
 
@@ -108,9 +109,9 @@ static void draw(progress *p, int64_t done, int64_t total, double loss)
 
 static dk_status progress_before_run(void *self, dk_runner *r)
 {
-    (void)r;
     progress *p = self;
-    p->on = p->force || isatty(STDOUT_FILENO);
+    /* Rank 0 draws for a distributed run (mpirun gives every rank a terminal). */
+    p->on = dk_runner_rank(r) == 0 && (p->force || isatty(STDOUT_FILENO));
     return DK_OK;
 }
 

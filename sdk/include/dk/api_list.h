@@ -265,6 +265,9 @@
     V(dk_runner_request_stop, (dk_runner *r, const char *reason), (r, reason))          \
     /* --- in-place ops (ops.h) ------------------------------------------ since 1.2 */ \
     F(, dk_tensor *, dk_relu_, (dk_tensor *x), (x))                                     \
+    /* --- distributed runs, for hooks (runner.h) ------------------------ since 1.3 */ \
+    F(, int, dk_runner_rank, (const dk_runner *r), (r))                                 \
+    F(, int, dk_runner_world_size, (const dk_runner *r), (r))                           \
     /* --- append new entries above this line, with their minor ----------------- */
 
 #endif /* DK_API_LIST_H */

@@ -45,6 +45,11 @@ extern "C" {
  *                                                      distributed run other than 0,
  *                                                      which write no files
  * const char *dk_runner_timestamp(const dk_runner *r); "20261122_034912", names the log files
+ * int dk_runner_rank(const dk_runner *r);             this process's rank in a distributed
+ *                                                      run (--launcher mpi|slurm), else 0;
+ *                                                      a hook that prints or writes does
+ *                                                      so on rank 0 only
+ * int dk_runner_world_size(const dk_runner *r);       ranks in the run, 1 without a launcher
  * const dk_cfg *dk_runner_cfg(const dk_runner *r);    the resolved config
  * dk_object *dk_runner_model(dk_runner *r);
  *

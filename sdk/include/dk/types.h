@@ -19,7 +19,7 @@ extern "C" {
  * ABI (M, n) when n >= the minor the plugin requires. Structures and tables
  * only grow at their end within one major; every one starts with its size. */
 #define DK_ABI_MAJOR 1
-#define DK_ABI_MINOR 2
+#define DK_ABI_MINOR 3
 
 /* The SDK (and dkhost) release, independent of the ABI. */
 #define DK_VERSION_MAJOR 0
