@@ -1,5 +1,5 @@
-/* core/dist/dist.c — process groups: launchers, argument checks, collectives
- * on tensors, and the single-process ("none") backend.
+/* core/dist/dist.c — process groups: launchers, backend choice, argument
+ * checks, collectives on tensors, and the single-process ("none") backend.
  *
  * Everything a user can get wrong is checked here, before a backend moves a
  * byte. The checks run on every rank and are then agreed on in one small
@@ -7,7 +7,9 @@
  * ranks: a rank with a bad argument, or ranks that pass different dtypes,
  * counts or roots, make the call fail everywhere with a message instead of
  * leaving MPI to hang or to mix bytes of different types. The local message
- * is kept on the rank that caused it; the others name that rank.
+ * is kept on the rank that caused it; the others name that rank. Which
+ * backend moves a buffer (the host one, or the device one for the group's
+ * CUDA device) is decided here from the device the caller names.
  */
 #include "dist_impl.h"
 
@@ -16,11 +18,13 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static const char *const launcher_names[DKH_LAUNCHER_COUNT] = {"none", "mpi", "slurm"};
 static const char *const reduce_names[DKH_REDUCE_COUNT] = {"sum", "mean", "max"};
+static const char *const backend_names[DKH_PG_BACKEND_COUNT] = {"auto", "mpi", "nccl"};
 
 const char *dkh_launcher_name(dkh_launcher launcher)
 {
@@ -47,6 +51,33 @@ bool dkh_dist_have_mpi(void)
 #else
     return false;
 #endif
+}
+
+bool dkh_dist_have_nccl(void)
+{
+#ifdef DK_HAVE_NCCL
+    return true;
+#else
+    return false;
+#endif
+}
+
+const char *dkh_pg_backend_choice_name(dkh_pg_backend backend)
+{
+    return (unsigned)backend < DKH_PG_BACKEND_COUNT ? backend_names[backend] : "?";
+}
+
+dk_status dkh_pg_backend_parse(const char *name, dkh_pg_backend *out)
+{
+    if (!name || !out)
+        return dk_fail(DK_ERR_ARG, "backend: NULL argument");
+    for (int i = 0; i < DKH_PG_BACKEND_COUNT; i++) {
+        if (strcmp(name, backend_names[i]) == 0) {
+            *out = (dkh_pg_backend)i;
+            return DK_OK;
+        }
+    }
+    return dk_fail(DK_ERR_ARG, "unknown process-group backend '%s' (known: auto, mpi, nccl)", name);
 }
 
 /* ---- the single-process backend ------------------------------------------------ */
@@ -148,10 +179,31 @@ static dk_status slurm_check(dkh_pg *pg, int procid, int ntasks, int localid)
 
 dk_status dkh_pg_new(dkh_launcher launcher, dkh_pg **out)
 {
+    return dkh_pg_new_backend(launcher, DKH_PG_BACKEND_AUTO, out);
+}
+
+dk_status dkh_pg_new_backend(dkh_launcher launcher, dkh_pg_backend backend, dkh_pg **out)
+{
     if (!out)
         return dk_fail(DK_ERR_ARG, "dkh_pg_new: NULL out");
     if ((unsigned)launcher >= DKH_LAUNCHER_COUNT)
         return dk_fail(DK_ERR_ARG, "dkh_pg_new: launcher %d out of range", (int)launcher);
+    if ((unsigned)backend >= DKH_PG_BACKEND_COUNT)
+        return dk_fail(DK_ERR_ARG, "dkh_pg_new: backend %d out of range", (int)backend);
+    bool nccl = backend == DKH_PG_BACKEND_NCCL;
+    /* Both refusals come before MPI starts, so they cost nothing. */
+    if (nccl && launcher == DKH_LAUNCHER_NONE)
+        return dk_fail(DK_ERR_CONFIG,
+                       "backend nccl needs launcher mpi or slurm: the NCCL id is broadcast "
+                       "over MPI (start the run under mpirun or srun with --launcher mpi|slurm, "
+                       "or use backend auto)");
+#ifndef DK_HAVE_NCCL
+    if (nccl)
+        return dk_fail(DK_ERR_UNSUPPORTED,
+                       "backend nccl: this libdk was built without NCCL (it needs CUDA, MPI "
+                       "and NCCL when built: rebuild with -DDK_CUDA=ON -DDK_MPI=ON "
+                       "-DDK_NCCL=ON); use backend mpi");
+#endif
 
     int procid = 0, ntasks = 0, localid = 0;
     if (launcher == DKH_LAUNCHER_SLURM) {
@@ -174,6 +226,7 @@ dk_status dkh_pg_new(dkh_launcher launcher, dkh_pg **out)
         return dk_fail(DK_ERR_NOMEM, "dkh_pg_new: out of memory");
     pg->launcher = launcher;
     pg->chunk_bytes = DKH_PG_DEFAULT_CHUNK_BYTES;
+    pg->device = -1;
     if (launcher == DKH_LAUNCHER_NONE) {
         pg->ops = &none_ops;
         pg->world = 1;
@@ -186,6 +239,15 @@ dk_status dkh_pg_new(dkh_launcher launcher, dkh_pg **out)
             if (s != DK_OK)
                 pg->ops->destroy(pg);
         }
+#ifdef DK_HAVE_NCCL
+        if (s == DK_OK && nccl) {
+            s = dkh_pg_nccl_init(pg);
+            if (s != DK_OK) {
+                pg->ops->destroy(pg);
+                dk_error_prefix("backend nccl");
+            }
+        }
+#endif
         if (s != DK_OK) {
             free(pg);
             dk_error_prefix("launcher %s", dkh_launcher_name(launcher));
@@ -201,8 +263,24 @@ void dkh_pg_free(dkh_pg *pg)
 {
     if (!pg)
         return;
+    /* NCCL's communicator goes first: MPI may be finalised with the host one. */
+    if (pg->dev_ops)
+        pg->dev_ops->destroy(pg);
     pg->ops->destroy(pg);
     free(pg);
+}
+
+void dkh_pg_abort(dkh_pg *pg, int code)
+{
+    fflush(stdout);
+    fflush(stderr);
+#ifdef DK_HAVE_MPI
+    if (pg && pg->world > 1)
+        dkh_pg_mpi_abort(code);
+#else
+    (void)pg;
+#endif
+    _Exit(code);
 }
 
 /* ---- identity ------------------------------------------------------------------- */
@@ -229,7 +307,19 @@ int dkh_pg_local_size(const dkh_pg *pg)
 
 const char *dkh_pg_backend_name(const dkh_pg *pg)
 {
-    return pg->ops->name;
+    return pg->dev_ops ? pg->dev_ops->name : pg->ops->name;
+}
+
+int dkh_pg_device(const dkh_pg *pg)
+{
+    return pg->dev_ops ? pg->device : -1;
+}
+
+bool dkh_pg_moves(const dkh_pg *pg, dk_device dev)
+{
+    if (dev.type == DK_DEVICE_CPU)
+        return true;
+    return pg->dev_ops && (int32_t)pg->dev_ops->type == dev.type && pg->device == dev.index;
 }
 
 dkh_launcher dkh_pg_launcher(const dkh_pg *pg)
@@ -256,11 +346,12 @@ typedef struct header {
     int64_t count; /* elements, or bytes for byte collectives */
     int64_t root;
     int64_t op;
+    int64_t device; /* dk_device_type: the index may differ (each rank's own GPU) */
 } header;
 
-#define HEADER_FIELDS 4
+#define HEADER_FIELDS 5
 static const char *const header_names[HEADER_FIELDS] = {"dtype", "element count", "root",
-                                                        "reduction"};
+                                                        "reduction", "device type"};
 
 static void describe_field(char *dst, size_t n, int field, int64_t v)
 {
@@ -268,6 +359,8 @@ static void describe_field(char *dst, size_t n, int field, int64_t v)
         snprintf(dst, n, "%s", dk_dtype_name((dk_dtype)v));
     else if (field == 3)
         snprintf(dst, n, "%s", (unsigned long long)v < DKH_REDUCE_COUNT ? reduce_names[v] : "?");
+    else if (field == 4)
+        snprintf(dst, n, "%s", v == DK_DEVICE_CPU ? "cpu" : v == DK_DEVICE_CUDA ? "cuda" : "?");
     else
         snprintf(dst, n, "%lld", (long long)v);
 }
@@ -331,15 +424,45 @@ static dk_status check_dtype(const char *what, dk_dtype d)
     return DK_OK;
 }
 
-static dk_status check_tensor(const char *what, const dk_tensor *t)
+/* A buffer on dev can be moved by this group: the CPU always, a CUDA device
+ * when it is the one the group's device backend works on. */
+static dk_status check_device(const char *what, const dkh_pg *pg, dk_device dev)
+{
+    if (dev.type == DK_DEVICE_CPU) {
+        if (dev.index != 0)
+            return dk_fail(DK_ERR_ARG, "%s: device cpu:%d does not exist", what, dev.index);
+        return DK_OK;
+    }
+    if (dev.type != DK_DEVICE_CUDA)
+        return dk_fail(DK_ERR_ARG, "%s: device type %d out of range", what, (int)dev.type);
+    if (!pg->dev_ops)
+        return dk_fail(DK_ERR_UNSUPPORTED,
+                       "%s: the buffer is on cuda:%d, but this process group's backend (%s) "
+                       "moves CPU memory only; CUDA tensors need the nccl backend "
+                       "(dist_cfg.backend: nccl), or a copy to the CPU first",
+                       what, dev.index, pg->ops->name);
+    if (dev.index != pg->device)
+        return dk_fail(DK_ERR_ARG,
+                       "%s: the buffer is on cuda:%d, but this rank's NCCL communicator works "
+                       "on cuda:%d",
+                       what, dev.index, pg->device);
+    return DK_OK;
+}
+
+/* device_ok: whether the collective can take a tensor on the group's device
+ * (all-reduce and broadcast; gathers are host-only). */
+static dk_status check_tensor(const char *what, const dkh_pg *pg, const dk_tensor *t,
+                              bool device_ok)
 {
     if (!t)
         return dk_fail(DK_ERR_ARG, "%s: tensor is NULL", what);
-    if (t->storage->device.type != DK_DEVICE_CPU)
+    dk_device dev = t->storage->device;
+    if (dev.type != DK_DEVICE_CPU && !device_ok)
         return dk_fail(DK_ERR_UNSUPPORTED,
-                       "%s: the tensor is on a CUDA device; this process group (MPI) moves CPU "
-                       "tensors only (NCCL is not built yet)",
-                       what);
+                       "%s: the tensor is on cuda:%d; %s moves CPU tensors only with every "
+                       "backend (copy it to the CPU first)",
+                       what, dev.index, what);
+    DK_TRY(check_device(what, pg, dev));
     DK_TRY(check_dtype(what, t->dtype));
     if (!dk_tensor_is_contiguous(t)) {
         dkh_buf b = DKH_BUF_INIT;
@@ -390,14 +513,22 @@ static void divide(void *buf, size_t count, dk_dtype dtype, int world)
 }
 
 static dk_status all_reduce_checked(dkh_pg *pg, const char *what, dk_status local, void *buf,
-                                    size_t count, dk_dtype dtype, dkh_reduce_op op)
+                                    size_t count, dk_dtype dtype, dkh_reduce_op op, dk_device dev)
 {
-    header h = {dtype, (int64_t)count, -1, op};
+    header h = {dtype, (int64_t)count, -1, op, dev.type};
     DK_TRY(agree(pg, what, local, &h));
     if (count == 0 || pg->world == 1)
         return DK_OK; /* the mean of one rank is its value: nothing to divide */
-    dk_status s = pg->ops->all_reduce(pg, buf, count, dtype,
-                                      op == DKH_REDUCE_MAX ? DKH_REDUCE_MAX : DKH_REDUCE_SUM);
+    dk_status s;
+    if (dev.type != DK_DEVICE_CPU) {
+        /* The device backend reduces the mean itself: buf is not host memory. */
+        s = pg->dev_ops->all_reduce(pg, buf, count, dtype, op);
+        if (s != DK_OK)
+            dk_error_prefix("%s", what);
+        return s;
+    }
+    s = pg->ops->all_reduce(pg, buf, count, dtype,
+                            op == DKH_REDUCE_MAX ? DKH_REDUCE_MAX : DKH_REDUCE_SUM);
     if (s != DK_OK) {
         dk_error_prefix("%s", what);
         return s;
@@ -412,12 +543,14 @@ dk_status dkh_pg_all_reduce(dkh_pg *pg, dk_tensor *t, dkh_reduce_op op)
     const char *what = "all_reduce";
     if (!pg)
         return dk_fail(DK_ERR_ARG, "%s: NULL group", what);
-    dk_status local = check_tensor(what, t);
+    dk_status local = check_tensor(what, pg, t, true);
     if (local == DK_OK)
         local = check_op(what, op, t->dtype);
     void *data = local == DK_OK ? dk_tensor_data(t) : NULL;
     size_t count = local == DK_OK ? (size_t)dk_tensor_numel(t) : 0;
-    DK_TRY(all_reduce_checked(pg, what, local, data, count, local == DK_OK ? t->dtype : 0, op));
+    dk_device dev = local == DK_OK ? t->storage->device : DK_CPU;
+    DK_TRY(
+        all_reduce_checked(pg, what, local, data, count, local == DK_OK ? t->dtype : 0, op, dev));
     t->storage->version++;
     return DK_OK;
 }
@@ -425,25 +558,35 @@ dk_status dkh_pg_all_reduce(dkh_pg *pg, dk_tensor *t, dkh_reduce_op op)
 dk_status dkh_pg_all_reduce_buf(dkh_pg *pg, void *buf, size_t count, dk_dtype dtype,
                                 dkh_reduce_op op)
 {
+    return dkh_pg_all_reduce_buf_on(pg, buf, count, dtype, op, DK_CPU);
+}
+
+dk_status dkh_pg_all_reduce_buf_on(dkh_pg *pg, void *buf, size_t count, dk_dtype dtype,
+                                   dkh_reduce_op op, dk_device dev)
+{
     const char *what = "all_reduce";
     if (!pg)
         return dk_fail(DK_ERR_ARG, "%s: NULL group", what);
-    dk_status local = check_dtype(what, dtype);
+    dk_status local = check_device(what, pg, dev);
+    if (local == DK_OK)
+        local = check_dtype(what, dtype);
     if (local == DK_OK)
         local = check_op(what, op, dtype);
     if (local == DK_OK && !buf && count)
         local = dk_fail(DK_ERR_ARG, "%s: NULL buffer", what);
-    return all_reduce_checked(pg, what, local, buf, count, dtype, op);
+    return all_reduce_checked(pg, what, local, buf, count, dtype, op,
+                              local == DK_OK ? dev : DK_CPU);
 }
 
 static dk_status broadcast_checked(dkh_pg *pg, const char *what, dk_status local, void *buf,
-                                   size_t nbytes, int64_t dtype, int root)
+                                   size_t nbytes, int64_t dtype, int root, dk_device dev)
 {
-    header h = {dtype, (int64_t)nbytes, root, -1};
+    header h = {dtype, (int64_t)nbytes, root, -1, dev.type};
     DK_TRY(agree(pg, what, local, &h));
     if (nbytes == 0 || pg->world == 1)
         return DK_OK;
-    dk_status s = pg->ops->broadcast(pg, buf, nbytes, root);
+    dk_status s = dev.type != DK_DEVICE_CPU ? pg->dev_ops->broadcast(pg, buf, nbytes, root)
+                                            : pg->ops->broadcast(pg, buf, nbytes, root);
     if (s != DK_OK)
         dk_error_prefix("%s", what);
     return s;
@@ -454,12 +597,14 @@ dk_status dkh_pg_broadcast(dkh_pg *pg, dk_tensor *t, int root)
     const char *what = "broadcast";
     if (!pg)
         return dk_fail(DK_ERR_ARG, "%s: NULL group", what);
-    dk_status local = check_tensor(what, t);
+    dk_status local = check_tensor(what, pg, t, true);
     if (local == DK_OK)
         local = check_root(what, pg, root);
     void *data = local == DK_OK ? dk_tensor_data(t) : NULL;
     size_t nbytes = local == DK_OK ? (size_t)dk_tensor_numel(t) * dk_dtype_size(t->dtype) : 0;
-    DK_TRY(broadcast_checked(pg, what, local, data, nbytes, local == DK_OK ? t->dtype : 0, root));
+    dk_device dev = local == DK_OK ? t->storage->device : DK_CPU;
+    DK_TRY(
+        broadcast_checked(pg, what, local, data, nbytes, local == DK_OK ? t->dtype : 0, root, dev));
     if (pg->rank != root)
         t->storage->version++;
     return DK_OK;
@@ -467,13 +612,21 @@ dk_status dkh_pg_broadcast(dkh_pg *pg, dk_tensor *t, int root)
 
 dk_status dkh_pg_broadcast_bytes(dkh_pg *pg, void *buf, size_t nbytes, int root)
 {
+    return dkh_pg_broadcast_bytes_on(pg, buf, nbytes, root, DK_CPU);
+}
+
+dk_status dkh_pg_broadcast_bytes_on(dkh_pg *pg, void *buf, size_t nbytes, int root, dk_device dev)
+{
     const char *what = "broadcast";
     if (!pg)
         return dk_fail(DK_ERR_ARG, "%s: NULL group", what);
-    dk_status local = check_root(what, pg, root);
+    dk_status local = check_device(what, pg, dev);
+    if (local == DK_OK)
+        local = check_root(what, pg, root);
     if (local == DK_OK && !buf && nbytes)
         local = dk_fail(DK_ERR_ARG, "%s: NULL buffer", what);
-    return broadcast_checked(pg, what, local, buf, nbytes, DK_DTYPE_U8, root);
+    return broadcast_checked(pg, what, local, buf, nbytes, DK_DTYPE_U8, root,
+                             local == DK_OK ? dev : DK_CPU);
 }
 
 /* Gathers nbytes from every rank after the header agreed on dtype: the
@@ -482,7 +635,7 @@ static dk_status all_gather_checked(dkh_pg *pg, const char *what, dk_status loca
                                     size_t nbytes, int64_t dtype, void **out, size_t *total_out,
                                     size_t *counts_out)
 {
-    header h = {dtype, -1, -1, -1};
+    header h = {dtype, -1, -1, -1, DK_DEVICE_CPU};
     DK_TRY(agree(pg, what, local, &h));
     dk_status s = DK_OK;
     int64_t mine = (int64_t)nbytes;
@@ -530,7 +683,7 @@ dk_status dkh_pg_all_gather(dkh_pg *pg, const dk_tensor *t, dk_tensor **out, int
         return dk_fail(DK_ERR_ARG, "%s: NULL group", what);
     if (out)
         *out = NULL;
-    dk_status local = check_tensor(what, t);
+    dk_status local = check_tensor(what, pg, t, false);
     if (local == DK_OK && !out)
         local = dk_fail(DK_ERR_ARG, "%s: NULL out", what);
     size_t esize = local == DK_OK ? dk_dtype_size(t->dtype) : 1;

@@ -221,6 +221,15 @@ static void mpi_destroy(dkh_pg *pg)
     release_mpi();
 }
 
+void dkh_pg_mpi_abort(int code)
+{
+    int inited = 0, fin = 0;
+    MPI_Initialized(&inited);
+    MPI_Finalized(&fin);
+    if (inited && !fin)
+        MPI_Abort(MPI_COMM_WORLD, code);
+}
+
 static const dkh_pg_ops mpi_ops = {
     .struct_size = sizeof(dkh_pg_ops),
     .name = "mpi",

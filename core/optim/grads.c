@@ -137,7 +137,10 @@ bool dkh_grads_finite(const dkh_gview *g, size_t n)
 
 /* Walks the gradients as one stream of floats, a bucket at a time: pack,
  * average across the ranks, unpack. Small gradients share a bucket, so a
- * model of many small tensors makes few MPI calls. */
+ * model of many small tensors makes few MPI calls. Gradients and bucket are
+ * host memory (the optimizers take CPU parameters only), so with the nccl
+ * backend too the buckets travel over MPI; CUDA gradients will need a bucket
+ * on their device, reduced with dkh_pg_all_reduce_buf_on. */
 dk_status dkh_grads_all_reduce_mean(dkh_pg *pg, const dkh_gview *g, size_t n, float *bucket,
                                     size_t bucket_elems)
 {

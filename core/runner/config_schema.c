@@ -55,6 +55,10 @@ static const dk_param dist_cfg_fields[] = {
      .max = "4096",
      .doc = "data parallel: gradients are averaged across ranks in flat buckets of at most "
             "this many MiB"},
+    {.name = "backend", .type = DK_PARAM_STRING, .def = "auto", .choices = "auto|mpi|nccl",
+     .doc = "what moves the data between ranks: mpi (CPU tensors), nccl (CUDA tensors over "
+            "NCCL, host data over MPI; needs a libdk built with DK_NCCL and one GPU per "
+            "rank), auto (nccl for a run on CUDA when built, else mpi)"},
 };
 
 static const dk_param auto_scale_lr_fields[] = {
@@ -158,6 +162,9 @@ static const dk_param top_level[] = {
      .doc = "data-parallel training (dkhost train --launcher mpi|slurm)"},
     {.name = "auto_scale_lr", .type = DK_PARAM_STRUCT, DK_FIELDS(auto_scale_lr_fields),
      .def = "{}", .doc = "scale the learning rate with the global batch size (as mmengine)"},
+    {.name = "sync_bn", .type = DK_PARAM_ANY, .def = "false",
+     .doc = "data parallel: batch norm over the global batch: true, false, or {exclude: "
+            "[module path prefix, ...]} (checked when training starts)"},
     {.name = "launcher", .type = DK_PARAM_STRING, .def = "none", .choices = "none|mpi|slurm",
      .doc = "how the processes of a data-parallel run were started"},
     {.name = "load_from", .type = DK_PARAM_STRING, .flags = DK_PARAM_NULLABLE,

@@ -13,6 +13,8 @@
  */
 #include "runner_impl.h"
 
+#include "../tensor/device.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +32,39 @@ bool dkh_dist_active(const dk_runner *r)
     return distributed(r);
 }
 
+/* Ranks on one node share its cores: unless the config or DK_NUM_THREADS
+ * names a count, each rank takes its share (as torchrun sets one OpenMP
+ * thread per process), not all of them, which would oversubscribe. */
+static dk_status share_cores(dk_runner *r)
+{
+    int64_t threads = 0;
+    DK_TRY(dk_cfg_get_int(r->cfg, "env_cfg.num_threads", &threads));
+    int local = dkh_pg_local_size(r->pg);
+    if (threads > 0 || local <= 1 || getenv("DK_NUM_THREADS"))
+        return DK_OK;
+    int share = dk_get_num_threads() / local;
+    return dk_set_num_threads(share > 0 ? share : 1);
+}
+
+/* dist_cfg.backend. auto means nccl for a run whose tensors live on a CUDA
+ * device, in a libdk built with NCCL, and mpi otherwise; the runner builds
+ * and trains models on the CPU (it has no device setting yet), so auto is
+ * mpi for now and nccl must be named. nccl is refused without a launcher
+ * here, since a single process would otherwise ignore it silently. */
+static dk_status choose_backend(const dk_runner *r, dkh_pg_backend *out)
+{
+    const char *name = NULL;
+    DK_TRY(dk_cfg_get_str(r->cfg, "dist_cfg.backend", &name));
+    DK_TRY(dkh_pg_backend_parse(name, out));
+    if (*out == DKH_PG_BACKEND_NCCL && r->opts.launcher == DKH_LAUNCHER_NONE)
+        return dk_fail(DK_ERR_CONFIG,
+                       "dist_cfg.backend: nccl needs --launcher mpi or slurm (the NCCL id is "
+                       "broadcast over MPI); a single process uses auto or mpi");
+    if (*out == DKH_PG_BACKEND_AUTO)
+        *out = DKH_PG_BACKEND_MPI;
+    return DK_OK;
+}
+
 dk_status dkh_dist_begin(dk_runner *r)
 {
     r->rank = 0;
@@ -38,15 +73,19 @@ dk_status dkh_dist_begin(dk_runner *r)
     double mb = 0; /* validated, with its default filled in */
     DK_TRY(dk_cfg_get_float(r->cfg, "dist_cfg.bucket_size_mb", &mb));
     r->bucket_bytes = (size_t)(mb * 1048576.0);
+    dkh_pg_backend backend = DKH_PG_BACKEND_AUTO;
+    DK_TRY(choose_backend(r, &backend));
     if (r->opts.launcher == DKH_LAUNCHER_NONE)
         return DK_OK;
-    dk_status s = dkh_pg_new((dkh_launcher)r->opts.launcher, &r->pg);
+    dk_status s = dkh_pg_new_backend((dkh_launcher)r->opts.launcher, backend, &r->pg);
     if (s != DK_OK) {
         dk_error_prefix("--launcher %s", dkh_launcher_name((dkh_launcher)r->opts.launcher));
         return s;
     }
     r->rank = dkh_pg_rank(r->pg);
     r->world_size = dkh_pg_world_size(r->pg);
+    DK_TRY(share_cores(r));
+    dkh_dist_rank_rng(r);
     if (r->rank > 0) {
         char prefix[32];
         snprintf(prefix, sizeof prefix, "[rank %d] ", r->rank);
@@ -58,16 +97,30 @@ dk_status dkh_dist_begin(dk_runner *r)
     return DK_OK;
 }
 
-void dkh_dist_end(dk_runner *r)
+void dkh_dist_end(dk_runner *r, dk_status status)
 {
     if (!r->pg)
         return;
+    if (status != DK_OK && distributed(r) && !r->failure_shared)
+        dkh_pg_abort(r->pg, dkh_exit_code(status)); /* does not return */
     if (r->rank > 0) {
         dkh_log_set_level(r->was_level);
         dkh_log_set_prefix(NULL);
     }
     dkh_pg_free(r->pg);
     r->pg = NULL;
+}
+
+void dkh_dist_rank_rng(const dk_runner *r)
+{
+    if (!distributed(r) || r->rank == 0)
+        return;
+    /* splitmix64 of the key and the rank: streams far apart, fixed per rank. */
+    dk_rng *rng = dk_rng_default();
+    uint64_t z = rng->key ^ (0x9e3779b97f4a7c15ull * (uint64_t)r->rank);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    rng->key = z ^ (z >> 31);
 }
 
 dk_status dkh_dist_setup_train(dk_runner *r)
@@ -89,6 +142,33 @@ dk_status dkh_dist_setup_train(dk_runner *r)
     return s;
 }
 
+/* Broadcasts nbytes of device memory that the group cannot move itself (a
+ * CUDA tensor under the mpi backend) through a host copy: rank 0 copies its
+ * bytes out, every rank receives them and copies them back in. */
+static dk_status broadcast_staged(dk_runner *r, void *data, size_t nbytes, dk_device dev)
+{
+    const dkh_device_iface *d = dkh_device_iface_of(dev.type);
+    DKH_ASSERT(d != NULL); /* a tensor exists on dev, so its type registered */
+    void *host = malloc(nbytes ? nbytes : 1);
+    dk_status local = host ? DK_OK : dk_fail(DK_ERR_NOMEM, "out of memory for %zu bytes", nbytes);
+    if (local == DK_OK && r->rank == 0)
+        local = d->copy(host, DK_CPU, data, dev, nbytes);
+    /* Every rank learns whether any failed before the bytes move, so none
+     * is left waiting in the broadcast. */
+    int64_t bad = local != DK_OK;
+    dk_status s = dkh_pg_all_reduce_buf(r->pg, &bad, 1, DK_DTYPE_I64, DKH_REDUCE_MAX);
+    if (s == DK_OK && local != DK_OK)
+        s = local;
+    else if (s == DK_OK && bad)
+        s = dk_fail(DK_ERR_RUNTIME, "another rank could not stage the bytes (see its message)");
+    if (s == DK_OK)
+        s = dkh_pg_broadcast_bytes(r->pg, host, nbytes, 0);
+    if (s == DK_OK && r->rank != 0)
+        s = d->copy(data, dev, host, DK_CPU, nbytes);
+    free(host);
+    return s;
+}
+
 dk_status dkh_dist_broadcast_model(dk_runner *r, bool with_params)
 {
     if (!distributed(r))
@@ -99,13 +179,16 @@ dk_status dkh_dist_broadcast_model(dk_runner *r, bool with_params)
         dk_tensor *t = dk_module_tensor_at(r->model, i, &name, &is_buffer);
         if (!is_buffer && !with_params)
             continue;
-        if (dk_tensor_device(t).type != DK_DEVICE_CPU || !dk_tensor_is_contiguous(t))
+        if (!dk_tensor_is_contiguous(t))
             return dk_fail(DK_ERR_UNSUPPORTED,
-                           "data parallel: %s '%s' is not a contiguous CPU "
-                           "tensor (only those can be broadcast yet)",
+                           "data parallel: %s '%s' is not a contiguous tensor (only those "
+                           "can be broadcast yet)",
                            is_buffer ? "buffer" : "parameter", name ? name : "?");
         size_t bytes = (size_t)dk_tensor_numel(t) * dk_dtype_size(dk_tensor_dtype(t));
-        dk_status s = dkh_pg_broadcast_bytes(r->pg, dk_tensor_data(t), bytes, 0);
+        dk_device dev = dk_tensor_device(t);
+        dk_status s = dkh_pg_moves(r->pg, dev)
+                          ? dkh_pg_broadcast_bytes_on(r->pg, dk_tensor_data(t), bytes, 0, dev)
+                          : broadcast_staged(r, dk_tensor_data(t), bytes, dev);
         if (s != DK_OK) {
             dk_error_prefix("data parallel: copying %s '%s' from rank 0",
                             is_buffer ? "buffer" : "parameter", name ? name : "?");
@@ -276,6 +359,7 @@ dk_status dkh_dist_gather_eval(dk_runner *r, const dkh_split *sp, int64_t b, dk_
             theirs = p;
         }
     }
+    r->failure_shared = local != DK_OK || failed >= 0 || differs >= 0;
     if (local != DK_OK)
         s = local; /* keeps this rank's own message */
     else if (failed >= 0)

@@ -403,6 +403,7 @@ static dk_status resume_from(dk_runner *r, dkh_ckpt *c, const char *path, const 
     dk_rng *rng = dk_rng_default();
     rng->key = key;
     rng->counter = counter;
+    dkh_dist_rank_rng(r);
     dk_log(DK_LOG_INFO, "resumed from %s: epoch %lld, iteration %lld (%lld batches into the "
                         "epoch), %lld samples seen",
            path, (long long)epoch, (long long)iter, (long long)inner, (long long)samples);

@@ -252,6 +252,7 @@ static dk_status run_train(dk_runner *r)
         return s;
     dkh_optim_set_dist(r->optim, r->pg, r->bucket_bytes);
     DK_TRY(dkh_dist_scale_lr(r));
+    DK_TRY(dkh_sync_bn_begin(r));
     r->sched = dkh_sched_new(dk_cfg_get(r->cfg, "param_scheduler"), r->by_epoch ? r->max_epochs : 0,
                              r->max_iters, r->loop_len, &s);
     if (!r->sched)
@@ -289,7 +290,9 @@ static dk_status run_train(dk_runner *r)
     DK_TRY(dkh_dist_broadcast_model(r, true));
 
     DK_TRY(dkh_hooks_call(r, DKH_POINT_before_run));
+    DK_TRY(dkh_sync_bn_install(r, true));
     s = dkh_train(r);
+    dkh_sync_bn_end(r);
     if (s != DK_OK)
         return s;
     if (r->stop)
@@ -391,6 +394,7 @@ dk_status dkh_run(const dk_cfg *root, const dkh_run_options *opts)
 
     /* Tear down in reverse; keep the first error's message. */
     char *msg = s != DK_OK ? dkh_strdup(dk_last_error()) : NULL;
+    dkh_sync_bn_end(r);
     dkh_hooks_free(r);
     dkh_sched_free(r->sched);
     dkh_optim_free(r->optim);
@@ -399,7 +403,7 @@ dk_status dkh_run(const dk_cfg *root, const dkh_run_options *opts)
     split_close(r, &r->train);
     dk_object_free(r->model);
     dkh_work_dir_close(r);
-    dkh_dist_end(r);
+    dkh_dist_end(r, s);
     dk_dict_free(r->outputs);
     free(r->env_yaml);
     free(r->stop_reason);

@@ -63,7 +63,9 @@ struct dk_runner {
     dkh_pg *pg;
     int rank, world_size;      /* 0 and 1 without pg */
     size_t bucket_bytes;       /* dist_cfg.bucket_size_mb */
+    struct dkh_sync_bn *sync_bn; /* sync_bn.c: NULL unless batch norm is synchronised */
     dk_log_level was_level;    /* restored at the end on ranks > 0 */
+    bool failure_shared;       /* every rank knows of the run's failure (an agreement said so) */
 
     /* work dir and logs (work_dir.c) */
     char *work_dir;
@@ -134,7 +136,15 @@ dk_status dkh_predict(dk_runner *r, const char *path) DK_CHECK;
 /* Makes the process group of opts.launcher; ranks > 0 log only warnings and
  * errors, prefixed "[rank N] ". */
 dk_status dkh_dist_begin(dk_runner *r) DK_CHECK;
-void dkh_dist_end(dk_runner *r);
+/* Ends the group. A run that failed (status) where the other ranks cannot
+ * know it (not at an agreement point: building, loading, a hook) ends the
+ * whole job at once with the failure's exit code, since they would wait in
+ * their next collective for ever; its message is logged before. */
+void dkh_dist_end(dk_runner *r, dk_status status);
+/* Gives ranks > 0 their own stream of the default generator (dropout): rank
+ * 0 keeps the seed's, so one process and rank 0 draw the same. Called once
+ * the group exists and again after a resume restored rank 0's state. */
+void dkh_dist_rank_rng(const dk_runner *r);
 /* Gives the train loader the default sampler for (rank, world_size) and the
  * optimizer the gradient averaging. */
 dk_status dkh_dist_setup_train(dk_runner *r) DK_CHECK;
@@ -163,6 +173,14 @@ dk_status dkh_dist_gather_eval(dk_runner *r, const dkh_split *sp, int64_t b, dk_
 dk_status dkh_dist_broadcast_model(dk_runner *r, bool with_params) DK_CHECK;
 /* The largest of every rank's flag (0 = all fine). */
 dk_status dkh_dist_agree_max(dk_runner *r, double *flag) DK_CHECK;
+
+/* sync_bn.c. begin reads and checks the key sync_bn against the model
+ * (config errors name the key and file:line) and, on several ranks, prepares
+ * the synchronisation; install turns it on for the training loop and off
+ * again; end removes and frees it (any time, also after a failure). */
+dk_status dkh_sync_bn_begin(dk_runner *r) DK_CHECK;
+dk_status dkh_sync_bn_install(dk_runner *r, bool on) DK_CHECK;
+void dkh_sync_bn_end(dk_runner *r);
 
 /* run_state.c */
 dk_status dkh_run_save(dk_runner *r, const char *path) DK_CHECK;

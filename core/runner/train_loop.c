@@ -229,6 +229,7 @@ static dk_status train_step(dk_runner *r, const dk_dict *batch, buffer_snapshot 
          * the gradients' all-reduce. */
         double flag = s != DK_OK ? 2 : finite ? 0 : 1;
         dk_status a = dkh_dist_agree_max(r, &flag);
+        r->failure_shared = a == DK_OK && (flag >= 2 || (flag >= 1 && !r->nan_guard));
         if (s == DK_OK && a != DK_OK)
             s = a;
         else if (s == DK_OK && flag >= 2)
@@ -303,6 +304,7 @@ static dk_status check_interrupt(dk_runner *r)
     }
     if (!interrupted)
         return DK_OK;
+    r->failure_shared = true; /* every rank stops here */
     const char *name = interrupted == SIGTERM ? "SIGTERM" : "SIGINT";
     char *path = dkh_work_path(r, "interrupted.dkpt");
     dk_status s = dkh_run_save(r, path);

@@ -8,9 +8,18 @@
  * variance, like PyTorch). Evaluation mode is a per-channel affine map built
  * from the running statistics with ordinary ops, so it needs no op of its own.
  *
- * Arguments: f[0] eps. Inputs x (N, C, *), w (C), b (C); a layer without
- * affine parameters passes ones and zeros that do not require grad.
+ * Arguments: f[0] eps; i[0] 1 for a synchronised node (below). Inputs x
+ * (N, C, *), w (C), b (C); a layer without affine parameters passes ones and
+ * zeros that do not require grad.
+ *
+ * Synchronised batch norm (bn_sync.h): when a dkh_bn_sync is installed and
+ * accepts the layer, a training forward takes its statistics over every
+ * process. That path does not run the op's kernels (a fast backend kernel
+ * computes local statistics): it computes in double here, records a node of
+ * this op marked by i[0], and that node's backward sums its two per-channel
+ * terms over the processes before it forms the input gradient.
  */
+#include "bn_sync.h"
 #include "tensor_impl.h"
 
 #include <math.h>
@@ -29,7 +38,9 @@ static int64_t elem_off(const dk_tensor *x, int64_t n, int64_t c, int64_t j)
            dkh_offset_of(j, x->ndim - 2, x->shape + 2, x->strides + 2);
 }
 
-static dk_status bn_infer(const dkh_args *a, dk_tensor *const *in, dkh_meta *m)
+/* The rule's checks; a synchronised forward checks the count of values per
+ * channel over every process instead of here (local_count false). */
+static dk_status bn_check(const dkh_args *a, dk_tensor *const *in, bool local_count)
 {
     const dk_tensor *x = in[0], *w = in[1], *b = in[2];
     if (x->ndim < 2)
@@ -41,11 +52,19 @@ static dk_status bn_infer(const dkh_args *a, dk_tensor *const *in, dkh_meta *m)
     if (w->ndim != 1 || b->ndim != 1 || w->shape[0] != C || b->shape[0] != C)
         return dkh_op_fail(DKH_OP_BATCH_NORM, 3, in, DK_ERR_SHAPE,
                            "weight and bias must be (%lld,)", (long long)C);
-    if (x->shape[0] * inner_count(x) < 2 && C > 0)
+    if (local_count && x->shape[0] * inner_count(x) < 2 && C > 0)
         return dkh_op_fail(DKH_OP_BATCH_NORM, 3, in, DK_ERR_SHAPE,
                            "training needs more than one value per channel");
     if (!(a->f[0] > 0))
         return dkh_op_fail(DKH_OP_BATCH_NORM, 3, in, DK_ERR_ARG, "eps must be > 0");
+    return DK_OK;
+}
+
+static dk_status bn_infer(const dkh_args *a, dk_tensor *const *in, dkh_meta *m)
+{
+    DK_TRY(bn_check(a, in, true));
+    const dk_tensor *x = in[0];
+    int64_t C = x->shape[1];
     m->dtype = x->dtype;
     m->ndim = x->ndim;
     memcpy(m->shape, x->shape, sizeof m->shape);
@@ -123,9 +142,330 @@ static bool bn_bwd_ref(const dkh_kcall *c)
     return true;
 }
 
+/* ---- synchronised batch norm (bn_sync.h) ---------------------------------------------- */
+
+static dkh_bn_sync sync_hook;
+static bool sync_installed;
+
+void dkh_bn_sync_set(const dkh_bn_sync *s)
+{
+    if (s)
+        sync_hook = *s;
+    sync_installed = s != NULL;
+}
+
+const dkh_bn_sync *dkh_bn_sync_get(void)
+{
+    return sync_installed ? &sync_hook : NULL;
+}
+
+/* The element stride of t's trailing dims walked as one run (a contiguous or
+ * channels-last tensor), or 0 when they do not form one. */
+static int64_t run_stride(const dk_tensor *t)
+{
+    int64_t step = 1, expect = -1;
+    for (int d = t->ndim - 1; d >= 2; d--) {
+        if (t->shape[d] == 1)
+            continue;
+        if (expect < 0)
+            step = t->strides[d];
+        else if (t->strides[d] != expect)
+            return 0;
+        expect = t->strides[d] * t->shape[d];
+    }
+    return step;
+}
+
+/* Offset of value j of channel c's run in sample n; js from run_stride. */
+static inline int64_t at(const dk_tensor *t, int64_t js, int64_t n, int64_t c, int64_t j)
+{
+    return js ? n * t->strides[0] + c * t->strides[1] + j * js : elem_off(t, n, c, j);
+}
+
+/* A tensor's element base and dtype, taken once per channel walk. */
+typedef struct elems {
+    char *base;
+    dk_dtype dtype;
+} elems;
+
+static inline elems elems_of(const dk_tensor *t)
+{
+    return (elems){dkh_base(t), t->dtype};
+}
+
+static inline double ld(elems e, int64_t off)
+{
+    if (e.dtype == DK_DTYPE_F32)
+        return ((const float *)(const void *)e.base)[off];
+    return dkh_load(e.base, e.dtype, off);
+}
+
+static inline void st(elems e, int64_t off, double v)
+{
+    if (e.dtype == DK_DTYPE_F32)
+        ((float *)(void *)e.base)[off] = (float)v;
+    else
+        dkh_store(e.base, e.dtype, off, v);
+}
+
+/* Channels are independent, each summed in a fixed order by one thread, so
+ * the results do not depend on the thread count. Small layers stay serial.
+ * The per-channel loops are functions of their arguments alone, which keeps
+ * them fast inside the parallel regions. */
+#define SYNC_PAR_MIN 32768
+
+/* out = {sum x, sum x^2} over channel ch of x. */
+static void chan_sums(const dk_tensor *x, int64_t ch, double *out)
+{
+    int64_t N = x->shape[0], J = inner_count(x), js = run_stride(x);
+    elems xe = elems_of(x);
+    double s = 0, ss = 0;
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t j = 0; j < J; j++) {
+            double v = ld(xe, at(x, js, n, ch, j));
+            s += v;
+            ss += v * v;
+        }
+    out[0] = s;
+    out[1] = ss;
+}
+
+/* y = x * scale + shift over channel ch. */
+static void chan_affine(dk_tensor *y, const dk_tensor *x, int64_t ch, double scale, double shift)
+{
+    int64_t N = x->shape[0], J = inner_count(x), js = run_stride(x), ys = run_stride(y);
+    elems xe = elems_of(x), ye = elems_of(y);
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t j = 0; j < J; j++)
+            st(ye, at(y, ys, n, ch, j), ld(xe, at(x, js, n, ch, j)) * scale + shift);
+}
+
+/* out = {sum g, sum g xhat} over channel ch, xhat = (x - mean) invstd. */
+static void chan_grad_sums(const dk_tensor *g, const dk_tensor *x, int64_t ch, double mean,
+                           double invstd, double *out)
+{
+    int64_t N = x->shape[0], J = inner_count(x), js = run_stride(x), gs = run_stride(g);
+    elems xe = elems_of(x), ge = elems_of(g);
+    double sg = 0, sgx = 0;
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t j = 0; j < J; j++) {
+            double gv = ld(ge, at(g, gs, n, ch, j));
+            sg += gv;
+            sgx += gv * (ld(xe, at(x, js, n, ch, j)) - mean) * invstd;
+        }
+    out[0] = sg;
+    out[1] = sgx;
+}
+
+/* gx = k (g - mg - xhat mgx) over channel ch. */
+static void chan_grad_in(dk_tensor *gx, const dk_tensor *g, const dk_tensor *x, int64_t ch,
+                         double k, double mg, double mgx, double mean, double invstd)
+{
+    int64_t N = x->shape[0], J = inner_count(x);
+    int64_t js = run_stride(x), gs = run_stride(g), xs = run_stride(gx);
+    elems xe = elems_of(x), ge = elems_of(g), oe = elems_of(gx);
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t j = 0; j < J; j++) {
+            double xh = (ld(xe, at(x, js, n, ch, j)) - mean) * invstd;
+            st(oe, at(gx, xs, n, ch, j), k * (ld(ge, at(g, gs, n, ch, j)) - mg - xh * mgx));
+        }
+}
+
+/* A new unowned tensor like t (a channels-last t gives a channels-last one,
+ * as the op's kernels lay out their results). */
+static dk_tensor *alloc_like(const dk_tensor *t)
+{
+    dk_tensor *r = dkh_tensor_alloc(t->dtype, t->ndim, t->shape, t->storage->device);
+    if (r && dkh_is_strictly_channels_last(t))
+        dkh_tensor_make_channels_last(r);
+    return r;
+}
+
+/* Sums n doubles over the processes; a failure names the op and the pass. */
+static dk_status sync_sum(const dkh_bn_sync *sync, double *buf, size_t n, const char *what)
+{
+    dk_status s = sync->all_reduce_sum(sync->ctx, buf, n);
+    if (s != DK_OK)
+        dk_error_prefix("batch_norm (synchronised, %s)", what);
+    return s;
+}
+
+/* The running statistics, updated in place outside autograd with a batch's
+ * mean and biased variance over M values (momentum, unbiased variance). */
+static void update_running(dk_tensor *rm, dk_tensor *rv, int64_t ch, double mean, double var,
+                           double M, double momentum)
+{
+    int64_t om = ch * rm->strides[0], ov = ch * rv->strides[0];
+    double m0 = dkh_load(dkh_base(rm), rm->dtype, om);
+    double v0 = dkh_load(dkh_base(rv), rv->dtype, ov);
+    dkh_store(dkh_base(rm), rm->dtype, om, (1 - momentum) * m0 + momentum * mean);
+    dkh_store(dkh_base(rv), rv->dtype, ov, (1 - momentum) * v0 + momentum * var * (M / (M - 1)));
+}
+
+/* Training forward over every process. Each process has its own N (they may
+ * differ); the statistics are those of the concatenated batch:
+ *   buf = [sum x (C), sum x^2 (C), N * J]  summed over the processes,
+ *   mean = S / M, var = SS / M - mean^2 (biased), M = the global count,
+ * in double, so the cancellation in var costs nothing at float precision.
+ * y = (x - mean) invstd w + b locally. The node records mean and invstd (f64,
+ * (C) each) and the biased variance for its backward. */
+static dk_tensor *bn_sync_forward(const dkh_bn_sync *sync, dk_tensor *x, dk_tensor *w, dk_tensor *b,
+                                  dk_tensor *rm, dk_tensor *rv, double momentum, double eps)
+{
+    dk_tensor *in[3] = {x, w, b};
+    for (int i = 0; i < 3; i++)
+        if (in[i]->storage->device.type != DK_DEVICE_CPU) {
+            dkh_op_fail(DKH_OP_BATCH_NORM, 3, in, DK_ERR_UNSUPPORTED,
+                        "synchronised batch norm (sync_bn) runs on CPU tensors only; "
+                        "turn sync_bn off for this model");
+            return NULL;
+        }
+    dkh_args a = {.f = {eps}, .i = {1}};
+    if (bn_check(&a, in, false) != DK_OK)
+        return NULL;
+    int64_t N = x->shape[0], C = x->shape[1], J = inner_count(x);
+    double *buf = dk_malloc((size_t)(2 * C + 1) * sizeof *buf);
+    if (!buf) {
+        dkh_op_fail(DKH_OP_BATCH_NORM, 3, in, DK_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    bool par = N * J * C >= SYNC_PAR_MIN;
+#pragma omp parallel for schedule(static) if (par)
+    for (int64_t ch = 0; ch < C; ch++) {
+        double two[2];
+        chan_sums(x, ch, two);
+        buf[ch] = two[0];
+        buf[C + ch] = two[1];
+    }
+    buf[2 * C] = (double)(N * J);
+    if (sync_sum(sync, buf, (size_t)(2 * C + 1), "forward") != DK_OK) {
+        dk_free(buf);
+        return NULL;
+    }
+    double M = buf[2 * C];
+    if (M < 2 && C > 0) {
+        dk_free(buf);
+        dkh_op_fail(DKH_OP_BATCH_NORM, 3, in, DK_ERR_SHAPE,
+                    "training needs more than one value per channel over all processes "
+                    "(%.0f)",
+                    M);
+        return NULL;
+    }
+    dk_device cpu = x->storage->device;
+    dk_tensor *y = alloc_like(x);
+    dk_tensor *aux[3] = {NULL};
+    for (int k = 0; k < 3; k++)
+        aux[k] = y ? dkh_tensor_alloc(DK_DTYPE_F64, 1, &C, cpu) : NULL;
+    bool ok = y && aux[0] && aux[1] && aux[2];
+#pragma omp parallel for schedule(static) if (par)
+    for (int64_t ch = 0; ch < (ok ? C : 0); ch++) {
+        double mean = buf[ch] / M, var = fmax(buf[C + ch] / M - mean * mean, 0.0);
+        double invstd = 1 / sqrt(var + eps);
+        double scale = invstd * dkh_load(dkh_base(w), w->dtype, ch * w->strides[0]);
+        double shift = dkh_load(dkh_base(b), b->dtype, ch * b->strides[0]) - mean * scale;
+        chan_affine(y, x, ch, scale, shift);
+        ((double *)(void *)dkh_base(aux[0]))[ch] = mean;
+        ((double *)(void *)dkh_base(aux[1]))[ch] = invstd;
+        ((double *)(void *)dkh_base(aux[2]))[ch] = var;
+        if (rm)
+            update_running(rm, rv, ch, mean, var, M, momentum);
+    }
+    dk_free(buf);
+    if (ok && dk_grad_enabled() && (x->requires_grad || w->requires_grad || b->requires_grad) &&
+        dkh_record(DKH_OP_BATCH_NORM, &a, 3, in, y, 3, aux) != DK_OK)
+        ok = false;
+    for (int k = 0; k < 3; k++)
+        if (aux[k])
+            dkh_tensor_unref(aux[k]);
+    if (!ok) {
+        if (y)
+            dkh_tensor_unref(y);
+        return NULL;
+    }
+    return dkh_scope_adopt(y);
+}
+
+/* Backward of a synchronised node. M values per channel over all processes;
+ * with xhat = (x - mean) invstd and dy the incoming gradient:
+ *   buf = [sum dy (C), sum dy xhat (C), N * J]  summed over the processes,
+ *   gx = w invstd (dy - sum_dy / M - xhat sum_dy_xhat / M),
+ *   gw = local sum dy xhat, gb = local sum dy.
+ * Why gw and gb stay local, and why gx needs the global sums: data parallel
+ * training minimises the mean of the processes' losses, L = (1/P) sum_p L_p,
+ * and averages the processes' gradients. Every process's backward computes
+ * its own part of d(sum_p L_p)/d(theta): y of a sample on process p reaches
+ * only L_p, so the local dy is that part for the local samples, and the local
+ * sums over them are process p's part of the gradient of w and b; the mean
+ * over the processes (the gradient all-reduce) makes them dL/dw and dL/db.
+ * x of a sample moves the global mean and variance, which every y of every
+ * process reads, so its gradient needs the sums over all processes; with the
+ * global sums gx is exactly d(sum_p L_p)/dx, and the parameters upstream of
+ * x again get their part of d(sum_p L_p) that the mean over processes scales
+ * by 1/P. So a parameter sees the same gradient as one process training on
+ * the whole global batch whose loss is the mean over it. Without dx (needs[0]
+ * false on every process alike) nothing is exchanged. */
+static dk_status bn_sync_backward(dk_tensor *const *in, dk_tensor *const *aux, dk_tensor *g,
+                                  const bool *needs, dk_tensor **gin)
+{
+    const dk_tensor *x = in[0], *w = in[1], *mu = aux[0], *is = aux[1];
+    const dkh_bn_sync *sync = dkh_bn_sync_get();
+    if (!sync && needs[0])
+        return dkh_op_fail(DKH_OP_BATCH_NORM, 3, in, DK_ERR_RUNTIME,
+                           "backward of a synchronised batch norm after the synchronisation "
+                           "was removed (every process must run it while installed)");
+    int64_t N = x->shape[0], C = x->shape[1], J = inner_count(x);
+    double *buf = dk_malloc((size_t)(2 * C + 1) * sizeof *buf);
+    if (!buf)
+        return dkh_op_fail(DKH_OP_BATCH_NORM, 3, in, DK_ERR_NOMEM, "out of memory");
+    const double *mean = (const double *)(const void *)dkh_base(mu);
+    const double *invstd = (const double *)(const void *)dkh_base(is);
+    bool par = N * J * C >= SYNC_PAR_MIN;
+#pragma omp parallel for schedule(static) if (par)
+    for (int64_t ch = 0; ch < C; ch++) {
+        double two[2];
+        chan_grad_sums(g, x, ch, mean[ch], invstd[ch], two);
+        buf[ch] = two[0];
+        buf[C + ch] = two[1];
+    }
+    buf[2 * C] = (double)(N * J);
+    dk_tensor *gw = needs[1] ? dkh_tensor_alloc(w->dtype, 1, &C, w->storage->device) : NULL;
+    dk_tensor *gb = needs[2] ? dkh_tensor_alloc(w->dtype, 1, &C, w->storage->device) : NULL;
+    dk_status s = (needs[1] && !gw) || (needs[2] && !gb) ? dk_last_status() : DK_OK;
+    for (int64_t ch = 0; s == DK_OK && ch < C; ch++) {
+        if (gw)
+            dkh_store(dkh_base(gw), gw->dtype, ch, buf[C + ch]);
+        if (gb)
+            dkh_store(dkh_base(gb), gb->dtype, ch, buf[ch]);
+    }
+    dk_tensor *gx = NULL;
+    if (s == DK_OK && needs[0])
+        s = sync_sum(sync, buf, (size_t)(2 * C + 1), "backward");
+    if (s == DK_OK && needs[0]) {
+        double M = buf[2 * C];
+        gx = alloc_like(x);
+        s = gx ? DK_OK : dk_last_status();
+#pragma omp parallel for schedule(static) if (par)
+        for (int64_t ch = 0; ch < (s == DK_OK ? C : 0); ch++) {
+            double k = dkh_load(dkh_base(w), w->dtype, ch * w->strides[0]) * invstd[ch];
+            chan_grad_in(gx, g, x, ch, k, buf[ch] / M, buf[C + ch] / M, mean[ch], invstd[ch]);
+        }
+    }
+    dk_free(buf);
+    dk_tensor *t[3] = {gx, gw, gb};
+    for (int i = 0; i < 3; i++) {
+        if (s == DK_OK && needs[i])
+            gin[i] = dkh_scope_adopt(t[i]);
+        else if (t[i])
+            dkh_tensor_unref(t[i]);
+    }
+    return s;
+}
+
 static dk_status bn_bwd(const dkh_args *a, dk_tensor *const *in, dk_tensor *out,
                         dk_tensor *const *aux, dk_tensor *g, const bool *needs, dk_tensor **gin)
 {
+    if (a->i[0] == 1)
+        return bn_sync_backward(in, aux, g, needs, gin);
     dk_tensor *kin[5] = {in[0], in[1], g, aux[0], aux[1]};
     dk_tensor *outs[3];
     dk_status st = dkh_run_backward_kernel_n(DKH_OP_BATCH_NORM, a, 5, kin, 3, in, outs);
@@ -184,6 +524,9 @@ dk_tensor *dk_batch_norm(dk_tensor *x, dk_tensor *weight, dk_tensor *bias,
     }
     dk_tensor *w = weight ? weight : dk_ones(1, &C, x->dtype, x->storage->device);
     dk_tensor *b = bias ? bias : dk_zeros(1, &C, x->dtype, x->storage->device);
+    const dkh_bn_sync *sync = training ? dkh_bn_sync_get() : NULL;
+    if (sync && w && b && sync->applies(sync->ctx, running_mean, weight))
+        return bn_sync_forward(sync, x, w, b, running_mean, running_var, momentum, eps);
     dkh_args a = {.f = {eps}};
     dk_tensor *aux[3] = {NULL};
     dk_tensor *xin[3] = {x, w, b};
@@ -191,18 +534,9 @@ dk_tensor *dk_batch_norm(dk_tensor *x, dk_tensor *weight, dk_tensor *bias,
     if (!y || !training || !running_mean)
         return y;
     /* The running statistics are buffers: updated in place, outside autograd. */
-    int64_t M = x->shape[0] * inner_count(x);
-    double unbias = (double)M / (double)(M - 1);
-    for (int64_t ch = 0; ch < C; ch++) {
-        int64_t om = ch * running_mean->strides[0], ov = ch * running_var->strides[0];
-        double rm = dkh_load(dkh_base(running_mean), running_mean->dtype, om);
-        double rv = dkh_load(dkh_base(running_var), running_var->dtype, ov);
-        double mean = dkh_load(dkh_base(aux[0]), aux[0]->dtype, ch);
-        double var = dkh_load(dkh_base(aux[2]), aux[2]->dtype, ch);
-        dkh_store(dkh_base(running_mean), running_mean->dtype, om,
-                  (1 - momentum) * rm + momentum * mean);
-        dkh_store(dkh_base(running_var), running_var->dtype, ov,
-                  (1 - momentum) * rv + momentum * var * unbias);
-    }
+    double M = (double)(x->shape[0] * inner_count(x));
+    for (int64_t ch = 0; ch < C; ch++)
+        update_running(running_mean, running_var, ch, dkh_load(dkh_base(aux[0]), aux[0]->dtype, ch),
+                       dkh_load(dkh_base(aux[2]), aux[2]->dtype, ch), M, momentum);
     return y;
 }

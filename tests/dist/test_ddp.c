@@ -14,6 +14,10 @@
  *   test_ddp resume-world MPIEXEC  a 2-rank checkpoint resumed on 1 and 3 ranks: the
  *                                counters continue from the global sample count;
  *                                auto_scale_lr
+ *   test_ddp sync-bn MPIEXEC     a LeNet with batch norm: 2 ranks x 16 with sync_bn
+ *                                against 1 rank x 32 (within TOL); without sync_bn the
+ *                                runs differ; excluding every layer = without
+ *   test_ddp sync-bn-config      sync_bn mistakes: config errors naming key and file:line
  *   test_ddp skip REASON         prints the reason and exits 77 (ctest: skipped)
  *
  * Why the runs see the same samples: with shuffle, the default sampler draws
@@ -22,8 +26,8 @@
  * positions [32k, 32k+32) of the permutation, the 1-rank run's batch k. The
  * loss is a mean over the batch, and the ranks' gradients are averaged, so
  * only the order of float additions differs. The LeNet runs without batch
- * norm: batch statistics over 16 samples are not those over 32 (SyncBN is
- * not built yet).
+ * norm there: batch statistics over 16 samples are not those over 32; the
+ * sync-bn mode runs it with batch norm and sync_bn.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -170,9 +174,11 @@ static double *read_values(dkh_ckpt *c, size_t i, int64_t *n)
     return v;
 }
 
-/* Every "model." and "optim." tensor of a agrees with b's within TOL; returns
- * the largest relative difference of a tensor. */
-static double compare_ckpts(const char *a_path, const char *b_path)
+/* The largest relative difference of a "model." or "optim." tensor of a
+ * from b's, relative to the larger of the tensor's largest magnitude and
+ * floor; with must_agree, every one must be within TOL. */
+static double ckpt_difference(const char *a_path, const char *b_path, bool must_agree,
+                              double floor)
 {
     dkh_ckpt *a = NULL, *b = NULL;
     assert_int_equal(dkh_ckpt_open(a_path, &a), DK_OK);
@@ -200,10 +206,11 @@ static double compare_ckpts(const char *a_path, const char *b_path)
             }
             scale = fmax(scale, fabs(vb[k]));
         }
-        if (!(diff <= TOL * scale))
+        scale = fmax(scale, floor);
+        if (must_agree && !(diff <= TOL * scale))
             fail_msg("%s[%lld]: %.9g (2 ranks) vs %.9g (1 rank), largest |value| %.9g", name,
                      (long long)at, va[at], vb[at], scale);
-        if (scale > 0 && diff / scale > worst)
+        if (scale > 0 && !(diff / scale <= worst))
             worst = diff / scale;
         free(va);
         free(vb);
@@ -213,6 +220,13 @@ static double compare_ckpts(const char *a_path, const char *b_path)
     dkh_ckpt_close(a);
     dkh_ckpt_close(b);
     return worst;
+}
+
+/* Every "model." and "optim." tensor of a agrees with b's within TOL; returns
+ * the largest relative difference of a tensor. */
+static double compare_ckpts(const char *a_path, const char *b_path)
+{
+    return ckpt_difference(a_path, b_path, true, 0);
 }
 
 static void test_equivalence(void **state)
@@ -441,6 +455,67 @@ static void test_kill(void **state)
     run_dir_remove(&d);
 }
 
+/* One rank fails (FxFailRankHook returns an I/O error on it alone).
+ * Outside any agreement (before training on rank 1; mid-training on rank 0,
+ * like a file it cannot write) the others could not know and would wait in
+ * their next collective: the failing rank logs its message and ends the job
+ * (MPI_Abort) with its exit code, 5. In an evaluation step (rank 1's
+ * before_val_iter) the step's gather tells every rank, and all fail, rank 0
+ * saying which rank failed; mpirun's status is then non-zero. */
+static void test_fail_one_rank(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *hook, *says, *also;
+        int status; /* -1: any non-zero */
+    } cases[] = {
+        {"{type: FxFailRankHook, rank: 1, point: before_run}",
+         "FxFailRankHook: rank 1 of 2 fails in before_run at iteration 0", "MPI_ABORT", 5},
+        {"{type: FxFailRankHook, rank: 0, point: after_train_iter, after_iter: 3}",
+         "FxFailRankHook: rank 0 of 2 fails in after_train_iter at iteration 3", "MPI_ABORT", 5},
+        {"{type: FxFailRankHook, rank: 1, point: before_val_iter}",
+         "FxFailRankHook: rank 1 of 2 fails in before_val_iter",
+         "evaluation: rank 1 failed at batch 0", -1},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        run_dir d;
+        char name[32];
+        snprintf(name, sizeof name, "fail%zu", k);
+        run_dir_make(&d, "ddp", name);
+        char *cfg = config_in(&d);
+        char w[600], bound[16], hooks[200];
+        snprintf(w, sizeof w, "%s/work", d.root);
+        snprintf(bound, sizeof bound, "%d", KILL_BOUND_S);
+        snprintf(hooks, sizeof hooks, "custom_hooks=[%s]", cases[k].hook);
+        const char *argv[] = {"/usr/bin/timeout", "-s", "KILL", bound, mpiexec, "-n", "2",
+                              "--allow-run-as-root", "--oversubscribe", "--bind-to", "none",
+                              DKHOST, "--plugins", TOY_PLUGINS, "--plugins",
+                              DK_BINARY_DIR "/tests/dist/plugins", "train", cfg, "--launcher",
+                              "mpi", "--work-dir", w, "--cfg-options", hooks,
+                              "train_cfg.max_epochs=50", NULL};
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        proc_result r = proc_run(argv);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        double secs =
+            (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+        printf("case %zu: the job ended after %.1f s with status %d\n", k, secs, r.status);
+        bool status_ok = cases[k].status < 0 ? r.status != 0 : r.status == cases[k].status;
+        if (!status_ok || secs >= KILL_BOUND_S - 1)
+            fail_msg("case %zu: status %d after %.1f s (want %d, well under %d s); stdout:\n%s\n"
+                     "stderr:\n%s",
+                     k, r.status, secs, cases[k].status, KILL_BOUND_S, r.out, r.err);
+        const char *want[] = {cases[k].says, cases[k].also};
+        for (int i = 0; i < 2; i++)
+            if (!strstr(r.err, want[i]) && !strstr(r.out, want[i]))
+                fail_msg("case %zu: the output lacks '%s':\nstdout:\n%s\nstderr:\n%s", k,
+                         want[i], r.out, r.err);
+        proc_result_free(&r);
+        free(cfg);
+        run_dir_remove(&d);
+    }
+}
+
 /* Whether the metadata of the checkpoint at path has line `line` (a
  * top-level "key: value"). */
 static void expect_meta(const char *path, const char *line)
@@ -533,6 +608,126 @@ static void test_resume_world(void **state)
     proc_result_free(&r);
 
     free(cfg);
+    run_dir_remove(&d);
+}
+
+/* SyncBN: the LeNet with batch norm (two layers, backbone.bn1 and
+ * backbone.bn2) on 2 ranks x batch 16 with sync_bn: true ends with the
+ * weights, momenta and running statistics of 1 rank x batch 32, within TOL
+ * (the same config: shuffle, accumulation of 2, clipping). Without sync_bn
+ * each rank normalises over its own 16 samples and the runs differ by far
+ * more than TOL, so the comparison can fail; excluding both layers is the
+ * run without sync_bn, bit for bit. */
+/* The biases of the convolutions right before batch norm have a gradient
+ * of zero in exact arithmetic (the normalisation subtracts them again): what
+ * they get is rounding noise of the sums over the batch, which differs with
+ * the order of those sums, about 1e-8 against values of 1e-4 after 8 steps.
+ * So the SyncBN comparison measures differences relative to the larger of a
+ * tensor's largest magnitude and this floor (an absolute tolerance of
+ * TOL x 0.1 = 1e-6 for small tensors); the weights are of order 0.1 to 1. */
+#define SYNC_BN_FLOOR 0.1
+
+static void run_two(const char *cfg, const char *work, const char *opt1, const char *opt2,
+                    const char *want)
+{
+    const char *argv[] = {mpiexec, "-n", "2", "--allow-run-as-root", "--oversubscribe",
+                          "--bind-to", "none", DKHOST, "--plugins", TOY_PLUGINS, "train", cfg,
+                          "--launcher", "mpi", "--work-dir", work, "--cfg-options", opt1, opt2,
+                          NULL};
+    proc_result r = proc_run(argv);
+    proc_expect(&r, 0, NULL, "rank 0 of 2 (backend mpi, launcher mpi)");
+    proc_expect(&r, 0, NULL, want);
+    if (strstr(r.err, "[rank 1]") || strstr(r.out, "[rank 1]"))
+        fail_msg("rank 1 logged:\n%s", r.err);
+    proc_result_free(&r);
+}
+
+static void test_sync_bn(void **state)
+{
+    (void)state;
+    run_dir d;
+    run_dir_make(&d, "ddp", "syncbn");
+    char *cfg = config_in(&d);
+    char w1[600], ws[600], wn[600], wx[600], a[700], b[700];
+    snprintf(w1, sizeof w1, "%s/one", d.root);
+    snprintf(ws, sizeof ws, "%s/sync", d.root);
+    snprintf(wn, sizeof wn, "%s/nosync", d.root);
+    snprintf(wx, sizeof wx, "%s/excluded", d.root);
+    static const char bn[] = "model.backbone.batch_norm=true";
+
+    /* One process: sync_bn is accepted and does nothing, and says so. */
+    proc_result r = dkhost_run("--plugins", TOY_PLUGINS, "train", cfg, "--work-dir", w1,
+                               "--cfg-options", bn, "sync_bn=true",
+                               "train_dataloader.batch_size=32", NULL);
+    proc_expect(&r, 0, NULL, "sync_bn: one process, so batch norm is the ordinary one");
+    proc_result_free(&r);
+    run_two(cfg, ws, bn, "sync_bn=true",
+            "sync_bn: batch norm over the global batch of 2 ranks in 2 of 2 batch-norm layers "
+            "(0 excluded)");
+    run_two(cfg, wn, bn, "sync_bn=false", "done: the log is");
+    run_two(cfg, wx, bn, "sync_bn={exclude: [backbone.bn1, backbone.bn2]}",
+            "in 0 of 2 batch-norm layers (2 excluded)");
+    snprintf(b, sizeof b, "%s/epoch_2.dkpt", w1);
+
+    snprintf(a, sizeof a, "%s/epoch_2.dkpt", ws);
+    double synced = ckpt_difference(a, b, true, SYNC_BN_FLOOR);
+    snprintf(a, sizeof a, "%s/epoch_2.dkpt", wn);
+    double unsynced = ckpt_difference(a, b, false, SYNC_BN_FLOOR);
+    char c[700];
+    snprintf(c, sizeof c, "%s/epoch_2.dkpt", wx);
+    double excluded = ckpt_difference(c, a, false, 0);
+    printf("largest relative difference from 1 rank x batch 32: %.3g with sync_bn, %.3g "
+           "without (tolerance %g); all layers excluded vs without: %.3g\n",
+           synced, unsynced, TOL, excluded);
+    assert_true(unsynced > 100 * TOL);
+    assert_true(excluded == 0);
+
+    free(cfg);
+    run_dir_remove(&d);
+}
+
+/* sync_bn mistakes are config errors (exit 3) naming the key and file:line,
+ * also on one process, before anything trains. */
+static void test_sync_bn_config(void **state)
+{
+    (void)state;
+    run_dir d;
+    run_dir_make(&d, "ddp", "syncbn-config");
+    static const struct {
+        const char *yaml, *key, *want; /* the message: "<key> (<dir>/bad.yaml:<want>" */
+    } cases[] = {
+        {"sync_bn:\n  exclude: [backbone.bn1, backbone.bn3]\n", "sync_bn.exclude.1",
+         "29:27): 'backbone.bn3' is the module path prefix of no batch-norm layer of the model "
+         "(its batch-norm layers: backbone.bn1, backbone.bn2)"},
+        /* Whole path components: "backbone.bn" is no prefix of "backbone.bn1". */
+        {"sync_bn: {exclude: [backbone.bn]}\n", "sync_bn.exclude.0",
+         "28:21): 'backbone.bn' is the module path prefix of no batch-norm layer"},
+        {"sync_bn: [backbone.bn1]\n", "sync_bn",
+         "28:10): expected true, false or {exclude: [module path prefix, ...]}, got a list"},
+        {"sync_bn: {exlude: [backbone.bn1]}\n", "sync_bn.exlude",
+         "28:19): unknown key 'exlude' (sync_bn takes only exclude: a list of module path "
+         "prefixes)"},
+        {"sync_bn: {exclude: backbone.bn1}\n", "sync_bn.exclude",
+         "28:20): expected a list of module path prefixes, got a string"},
+        {"sync_bn: {exclude: ['']}\n", "sync_bn.exclude.0",
+         "28:21): expected a module path prefix such as 'backbone.layer1', got an empty string"},
+    };
+    char path[700], w[600];
+    snprintf(path, sizeof path, "%s/bad.yaml", d.root);
+    snprintf(w, sizeof w, "%s/work", d.root);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t n = strlen(config) + strlen(cases[i].yaml) + 1;
+        char *text = malloc(n);
+        snprintf(text, n, "%s%s", config, cases[i].yaml);
+        assert_int_equal(write_file(path, text), 0);
+        free(text);
+        proc_result r = dkhost_run("--plugins", TOY_PLUGINS, "train", path, "--work-dir", w,
+                                   "--cfg-options", "model.backbone.batch_norm=true", NULL);
+        char want[1200];
+        snprintf(want, sizeof want, "%s (%s:%s", cases[i].key, path, cases[i].want);
+        proc_expect(&r, 3, NULL, want);
+        proc_result_free(&r);
+    }
     run_dir_remove(&d);
 }
 
@@ -644,7 +839,21 @@ int main(int argc, char **argv)
             return 77;
         }
         mpiexec = argv[2];
-        const struct CMUnitTest tests[] = {cmocka_unit_test(test_kill)};
+        const struct CMUnitTest tests[] = {cmocka_unit_test(test_kill),
+                                           cmocka_unit_test(test_fail_one_rank)};
+        return cmocka_run_group_tests(tests, NULL, NULL);
+    }
+    if (strcmp(mode, "sync-bn") == 0) {
+        if (argc < 3 || !dkh_dist_have_mpi()) {
+            printf("skipped: %s\n", argc < 3 ? "no mpiexec given" : "libdk was built without MPI");
+            return 77;
+        }
+        mpiexec = argv[2];
+        const struct CMUnitTest tests[] = {cmocka_unit_test(test_sync_bn)};
+        return cmocka_run_group_tests(tests, NULL, NULL);
+    }
+    if (strcmp(mode, "sync-bn-config") == 0) {
+        const struct CMUnitTest tests[] = {cmocka_unit_test(test_sync_bn_config)};
         return cmocka_run_group_tests(tests, NULL, NULL);
     }
     if (strcmp(mode, "singleton") == 0) {

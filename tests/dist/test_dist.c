@@ -5,9 +5,16 @@
  *                               argument errors, launcher parsing, SLURM_* checks
  *   test_dist mpi N             under mpiexec -np N: every collective against values
  *                               computed locally, chunked transfers, errors on one
- *                               rank or across ranks, and the group still works after
+ *                               rank or across ranks, and the group still works after;
+ *                               synchronised batch norm over the group against one
+ *                               process's whole batch
  *   test_dist slurm N           launcher slurm, SLURM_* set from Open MPI's variables
  *   test_dist slurm-mismatch N  SLURM_PROCID wrong on every rank: all ranks fail
+ *   test_dist nccl N            under mpiexec -np N, backend nccl: all-reduce and
+ *                               broadcast of CUDA tensors against exact values, host
+ *                               collectives still over MPI, device errors; skipped
+ *                               (exit 77, with the reason) without NCCL in libdk or
+ *                               without N visible CUDA devices
  *   test_dist skip REASON       prints the reason and exits 77 (ctest: skipped)
  *
  * Values are integers (as floats) wherever a sum is compared exactly, so the
@@ -22,6 +29,7 @@
 #include "dk_test.h"
 
 #include "dist/dist.h"
+#include "tensor/bn_sync.h"
 
 #include <dk/dk.h>
 
@@ -226,6 +234,60 @@ static void check_local_errors(void)
 static void test_local_errors(void **state)
 {
     check_local_errors();
+}
+
+/* Backend choice and the refusals that need no GPU: what a CPU-only or
+ * GPU-less build can check of the nccl backend. */
+static void test_backends(void **state)
+{
+    dkh_pg_backend b = DKH_PG_BACKEND_COUNT;
+    assert_int_equal(dkh_pg_backend_parse("nccl", &b), DK_OK);
+    assert_int_equal(b, DKH_PG_BACKEND_NCCL);
+    assert_str_eq(dkh_pg_backend_choice_name(DKH_PG_BACKEND_AUTO), "auto");
+    assert_str_eq(dkh_pg_backend_choice_name(DKH_PG_BACKEND_COUNT), "?");
+    assert_int_equal(dkh_pg_backend_parse("gloo", &b), DK_ERR_ARG);
+    assert_contains(dk_last_error(),
+                    "unknown process-group backend 'gloo' (known: auto, mpi, nccl)");
+
+    dkh_pg *p = NULL;
+    assert_int_equal(dkh_pg_new_backend(DKH_LAUNCHER_NONE, DKH_PG_BACKEND_NCCL, &p), DK_ERR_CONFIG);
+    assert_null(p);
+    assert_contains(dk_last_error(), "backend nccl needs launcher mpi or slurm");
+    assert_int_equal(dkh_pg_new_backend(DKH_LAUNCHER_NONE, (dkh_pg_backend)9, &p), DK_ERR_ARG);
+    assert_contains(dk_last_error(), "backend 9 out of range");
+    if (!dkh_dist_have_nccl()) {
+        /* refused before MPI starts, so this process can still make a group */
+        assert_int_equal(dkh_pg_new_backend(DKH_LAUNCHER_MPI, DKH_PG_BACKEND_NCCL, &p),
+                         DK_ERR_UNSUPPORTED);
+        assert_null(p);
+        assert_contains(dk_last_error(), "this libdk was built without NCCL");
+        assert_contains(dk_last_error(), "-DDK_NCCL=ON");
+    }
+    assert_int_equal(dkh_pg_new_backend(DKH_LAUNCHER_NONE, DKH_PG_BACKEND_AUTO, &p), DK_OK);
+    assert_str_eq(dkh_pg_backend_name(p), "none");
+    dkh_pg_free(p);
+
+    /* A group without a device backend moves host memory only. The buffer
+     * is never touched: the device check fails first. */
+    assert_int_equal(dkh_pg_device(pg), -1);
+    assert_true(dkh_pg_moves(pg, DK_CPU));
+    assert_false(dkh_pg_moves(pg, DK_CUDA_DEV(0)));
+    float fake[4];
+    assert_int_equal(
+        dkh_pg_all_reduce_buf_on(pg, fake, 4, DK_DTYPE_F32, DKH_REDUCE_SUM, DK_CUDA_DEV(0)),
+        DK_ERR_UNSUPPORTED);
+    assert_contains(dk_last_error(), "all_reduce: the buffer is on cuda:0, but this process "
+                                     "group's backend (none) moves CPU memory only");
+    assert_contains(dk_last_error(), "dist_cfg.backend: nccl");
+    assert_int_equal(dkh_pg_broadcast_bytes_on(pg, fake, sizeof fake, 0, DK_CUDA_DEV(1)),
+                     DK_ERR_UNSUPPORTED);
+    assert_contains(dk_last_error(), "broadcast: the buffer is on cuda:1");
+    assert_int_equal(
+        dkh_pg_broadcast_bytes_on(pg, fake, sizeof fake, 0, (dk_device){DK_DEVICE_CPU, 2}),
+        DK_ERR_ARG);
+    assert_contains(dk_last_error(), "device cpu:2 does not exist");
+    assert_int_equal(dkh_pg_all_reduce_buf_on(pg, fake, 4, DK_DTYPE_F32, DKH_REDUCE_SUM, DK_CPU),
+                     DK_OK);
 }
 
 static void test_launchers(void **state)
@@ -627,6 +689,411 @@ static void test_slurm_mismatch(void **state)
     assert_contains(dk_last_error(), "srun --mpi=pmix");
 }
 
+/* ---- nccl (CUDA tensors) ---------------------------------------------------------- */
+
+static dk_device gpu(void)
+{
+    return DK_CUDA_DEV(dkh_pg_device(pg));
+}
+
+static void test_nccl_identity(void **state)
+{
+    assert_str_eq(dkh_pg_backend_name(pg), "nccl");
+    assert_int_equal(dkh_pg_rank(pg), rank);
+    assert_int_equal(dkh_pg_world_size(pg), world);
+    int n = dk_device_count(DK_DEVICE_CUDA);
+    assert_int_equal(dkh_pg_device(pg), dkh_pg_local_rank(pg) % n);
+    assert_true(dkh_pg_moves(pg, gpu()));
+    assert_true(dkh_pg_moves(pg, DK_CPU));
+    assert_int_equal(dkh_pg_barrier(pg), DK_OK);
+}
+
+/* Every op and dtype on CUDA tensors, read back on the host. Sum and max of
+ * small integers are exact in any order; NCCL's average may round the last
+ * bit differently from a division of the sum, so the mean has a tolerance. */
+static void test_nccl_all_reduce(void **state)
+{
+    for (int d = 0; d < N_DTYPES; d++) {
+        for (int k = 0; k < N_SIZES; k++) {
+            for (int op = 0; op < DKH_REDUCE_COUNT; op++) {
+                if (op == DKH_REDUCE_MEAN && dtypes[d] == DK_DTYPE_I64)
+                    continue;
+                dk_scope_begin();
+                dk_tensor *t = dk_to(tensor_of(dtypes[d], sizes[k], rank), gpu());
+                assert_non_null(t);
+                assert_int_equal(dkh_pg_all_reduce(pg, t, (dkh_reduce_op)op), DK_OK);
+                dk_tensor *h = dk_to(t, DK_CPU);
+                assert_non_null(h);
+                for (int64_t i = 0; i < sizes[k]; i++) {
+                    double want = expected((dkh_reduce_op)op, dtypes[d], i);
+                    if (op == DKH_REDUCE_MEAN)
+                        assert_true(fabs(elem(h, i) - want) <= 1e-6 * (fabs(want) + 1));
+                    else
+                        assert_true(elem(h, i) == want);
+                }
+                dk_scope_end();
+            }
+        }
+    }
+}
+
+static void test_nccl_broadcast(void **state)
+{
+    int roots[] = {0, world - 1};
+    for (int k = 0; k < 2; k++) {
+        dk_scope_begin();
+        dk_tensor *t = dk_to(tensor_of(DK_DTYPE_F64, 1000, rank), gpu());
+        assert_non_null(t);
+        assert_int_equal(dkh_pg_broadcast(pg, t, roots[k]), DK_OK);
+        dk_tensor *h = dk_to(t, DK_CPU);
+        for (int64_t i = 0; i < 1000; i++)
+            assert_true(elem(h, i) == (double)value(roots[k], i));
+        /* raw device bytes too */
+        dk_tensor *b = dk_to(tensor_of(DK_DTYPE_I64, 7, rank), gpu());
+        assert_int_equal(dkh_pg_broadcast_bytes_on(pg, dk_tensor_data(b), 7 * sizeof(int64_t),
+                                                   roots[k], gpu()),
+                         DK_OK);
+        h = dk_to(b, DK_CPU);
+        for (int64_t i = 0; i < 7; i++)
+            assert_true(elem(h, i) == (double)value(roots[k], i));
+        dk_scope_end();
+    }
+}
+
+/* Host memory still goes over MPI in a nccl group. */
+static void test_nccl_host(void **state)
+{
+    dk_scope_begin();
+    dk_tensor *t = tensor_of(DK_DTYPE_F32, 1000, rank);
+    assert_int_equal(dkh_pg_all_reduce(pg, t, DKH_REDUCE_SUM), DK_OK);
+    for (int64_t i = 0; i < 1000; i++)
+        assert_true(elem(t, i) == expected(DKH_REDUCE_SUM, DK_DTYPE_F32, i));
+    dk_tensor *all = NULL;
+    assert_int_equal(dkh_pg_all_gather(pg, tensor_of(DK_DTYPE_I64, rank + 1, rank), &all, NULL),
+                     DK_OK);
+    assert_int_equal(dk_tensor_numel(all), (int64_t)world * (world + 1) / 2);
+    dk_scope_end();
+}
+
+static void test_nccl_errors(void **state)
+{
+    dk_scope_begin();
+    dk_tensor *g = dk_to(tensor_of(DK_DTYPE_F32, 8, rank), gpu());
+    dk_tensor *all = NULL;
+
+    /* gathers are host-only, with every backend */
+    assert_int_equal(dkh_pg_all_gather(pg, g, &all, NULL), DK_ERR_UNSUPPORTED);
+    assert_contains(dk_last_error(), "all_gather moves CPU tensors only with every backend");
+
+    /* a device other than the communicator's, on every rank */
+    float fake[4];
+    dk_device other = DK_CUDA_DEV(dkh_pg_device(pg) + 1);
+    assert_int_equal(dkh_pg_all_reduce_buf_on(pg, fake, 4, DK_DTYPE_F32, DKH_REDUCE_SUM, other),
+                     DK_ERR_ARG);
+    assert_contains(dk_last_error(), "this rank's NCCL communicator works on cuda:");
+
+    if (world > 1) {
+        /* rank 0 passes a CPU tensor, the others a CUDA one: all fail,
+         * rather than rank 0 waiting in MPI and the others in NCCL */
+        dk_tensor *mine = rank == 0 ? tensor_of(DK_DTYPE_F32, 8, rank) : g;
+        assert_int_equal(dkh_pg_all_reduce(pg, mine, DKH_REDUCE_SUM), DK_ERR_ARG);
+        assert_contains(dk_last_error(), "ranks disagree on the device type (");
+        assert_contains(dk_last_error(), "from cpu to cuda across ranks");
+    }
+
+    /* and the group is still in step */
+    assert_int_equal(dkh_pg_all_reduce(pg, g, DKH_REDUCE_SUM), DK_OK);
+    dk_tensor *h = dk_to(g, DK_CPU);
+    for (int64_t i = 0; i < 8; i++)
+        assert_true(elem(h, i) == expected(DKH_REDUCE_SUM, DK_DTYPE_F32, i));
+    dk_scope_end();
+}
+
+/* Runs the nccl group's tests, or says why they cannot run here (exit 77). */
+static int run_nccl(void)
+{
+    if (!dkh_dist_have_nccl()) {
+        printf("skipped: libdk was built without NCCL (configure with -DDK_CUDA=ON "
+               "-DDK_MPI=ON -DDK_NCCL=ON where NCCL is installed)\n");
+        return 77;
+    }
+    /* Every rank of the job sees the same machine, so all skip together. */
+    if (dk_device_check(DK_CUDA_DEV(0)) != DK_OK) {
+        printf("skipped: %s\n", dk_last_error());
+        return 77;
+    }
+    int n = dk_device_count(DK_DEVICE_CUDA);
+    if (n < world) {
+        printf("skipped: %d ranks need %d CUDA devices on this node, %d visible\n", world,
+               world, n);
+        return 77;
+    }
+    if (dkh_pg_new_backend(DKH_LAUNCHER_MPI, DKH_PG_BACKEND_NCCL, &pg) != DK_OK) {
+        fprintf(stderr, "dkh_pg_new_backend(mpi, nccl): %s\n", dk_last_error());
+        return 1;
+    }
+    rank = dkh_pg_rank(pg);
+    if (dkh_pg_world_size(pg) != world) {
+        fprintf(stderr, "rank %d: world size %d, expected %d\n", rank, dkh_pg_world_size(pg),
+                world);
+        dkh_pg_free(pg);
+        return 1;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_nccl_identity), cmocka_unit_test(test_nccl_all_reduce),
+        cmocka_unit_test(test_nccl_broadcast), cmocka_unit_test(test_nccl_host),
+        cmocka_unit_test(test_nccl_errors),
+    };
+    char name[32];
+    snprintf(name, sizeof name, "dist_nccl_rank%d", rank);
+    int failed = cmocka_run_group_tests_name(name, tests, NULL, NULL);
+    dkh_pg_free(pg);
+    return failed;
+}
+
+/* ---- synchronised batch norm ---------------------------------------------------- */
+
+/* Each rank normalises its own rows of one fixed batch with the hook of
+ * core/tensor/bn_sync.h installed over the group; the results must be what
+ * one process computes on the whole batch. The ranks take different numbers
+ * of rows (3, 2 and 4: 2 ranks split 5 rows, 3 ranks 9). The gradient flows
+ * in from a non-uniform weight per output element, d(loss)/d(y) = gy_at(i):
+ * each rank's loss is its own rows' part of
+ * the whole batch's loss, so its input gradient must be the whole batch's,
+ * and the sum of the ranks' weight and bias gradients (which DDP's mean over
+ * ranks gives with the loss scaled by the world size) the whole batch's. */
+#define SBN_TOL 1e-5
+
+/* The hooks' context: the group, and the data of a running mean whose
+ * layer is excluded (NULL: none). */
+typedef struct sbn_ctx {
+    dkh_pg *pg;
+    const void *excluded;
+} sbn_ctx;
+
+static dk_status pg_sum(void *ctx, double *buf, size_t n)
+{
+    return dkh_pg_all_reduce_buf(((sbn_ctx *)ctx)->pg, buf, n, DK_DTYPE_F64, DKH_REDUCE_SUM);
+}
+
+static bool all_but(void *ctx, const dk_tensor *running_mean, const dk_tensor *weight)
+{
+    (void)weight;
+    return !running_mean || dk_tensor_data(running_mean) != ((sbn_ctx *)ctx)->excluded;
+}
+
+static int64_t rows_of(int r)
+{
+    static const int64_t rows[3] = {3, 2, 4};
+    return rows[r % 3];
+}
+
+/* f(from + i) rounded to float, in a tensor of dt (f32 or f64): both
+ * dtypes hold the same values. */
+static dk_tensor *filled(int ndim, const int64_t *shape, dk_dtype dt, double (*f)(int64_t),
+                         int64_t from)
+{
+    dk_tensor *t = dk_empty(ndim, shape, dt, DK_CPU);
+    assert_non_null(t);
+    for (int64_t i = 0; i < dk_tensor_numel(t); i++) {
+        float v = (float)f(from + i);
+        if (dt == DK_DTYPE_F32)
+            ((float *)dk_tensor_data(t))[i] = v;
+        else
+            ((double *)dk_tensor_data(t))[i] = v;
+    }
+    return t;
+}
+
+static double x_at(int64_t i)
+{
+    return 2.0 * sin(0.37 * (double)i) + 0.5 * (double)(i % 5) + 3.0;
+}
+
+static double gy_at(int64_t i)
+{
+    return cos(0.11 * (double)i) + 1.5;
+}
+
+/* max |a - b| <= tol * max(1, max |b|), elementwise over n values: a this
+ * rank's (f32), b the whole batch's (f64). */
+static void expect_close(const char *what, const float *a, const double *b, int64_t n)
+{
+    double scale = 1, worst = 0;
+    int64_t at = 0;
+    for (int64_t i = 0; i < n; i++)
+        scale = fmax(scale, fabs(b[i]));
+    for (int64_t i = 0; i < n; i++)
+        if (!(fabs((double)a[i] - b[i]) <= worst)) {
+            worst = fabs((double)a[i] - b[i]);
+            at = i;
+        }
+    if (!(worst <= SBN_TOL * scale))
+        fail_msg("rank %d: %s[%lld]: %.9g, the whole batch gives %.9g", rank, what,
+                 (long long)at, a[at], b[at]);
+}
+
+typedef struct bn_run {
+    dk_tensor *x, *w, *b, *rm, *rv, *y;
+} bn_run;
+
+/* One training batch norm of rows [from, from + n) of the batch of `shape`
+ * (dim 0 replaced by n), in dt, and its backward from gy_at. */
+static void bn_once(bn_run *o, int ndim, const int64_t *shape, dk_dtype dt, int64_t from,
+                    int64_t n)
+{
+    int64_t s[4], C = shape[1];
+    memcpy(s, shape, (size_t)ndim * sizeof *s);
+    s[0] = n;
+    int64_t per_row = dk_tensor_numel(dk_empty(ndim, s, DK_DTYPE_F32, DK_CPU)) / (n ? n : 1);
+    o->x = filled(ndim, s, dt, x_at, from * per_row);
+    o->w = dk_full(1, &C, 0.75, dt, DK_CPU);
+    o->b = dk_full(1, &C, 0.25, dt, DK_CPU);
+    o->rm = dk_zeros(1, &C, dt, DK_CPU);
+    o->rv = dk_ones(1, &C, dt, DK_CPU);
+    for (int k = 0; k < 3; k++)
+        assert_int_equal(dk_tensor_set_requires_grad(k == 0 ? o->x : k == 1 ? o->w : o->b, true),
+                         DK_OK);
+    o->y = dk_batch_norm(o->x, o->w, o->b, o->rm, o->rv, true, 0.1, 1e-5);
+    if (!o->y)
+        fail_msg("rank %d: batch_norm: %s", rank, dk_last_error());
+    dk_tensor *gy = filled(ndim, s, dt, gy_at, from * per_row);
+    if (dk_backward(o->y, gy, false) != DK_OK)
+        fail_msg("rank %d: backward: %s", rank, dk_last_error());
+}
+
+static void sync_bn_case(int ndim, const int64_t *shape)
+{
+    int64_t from = 0, total = 0;
+    for (int r = 0; r < world; r++) {
+        if (r < rank)
+            from += rows_of(r);
+        total += rows_of(r);
+    }
+    int64_t n = rows_of(rank), full_shape[4];
+    memcpy(full_shape, shape, (size_t)ndim * sizeof *full_shape);
+    full_shape[0] = total;
+    int64_t per_row = dk_tensor_numel(dk_empty(ndim, full_shape, DK_DTYPE_F32, DK_CPU)) / total;
+    int64_t C = shape[1];
+
+    bn_run whole, mine;
+    /* The reference is one process in f64: in f32 its own rounding is the
+     * larger error (the weight gradient sums 10^4 to 10^5 terms of both signs
+     * per channel with a mean rounded to float). */
+    bn_once(&whole, ndim, full_shape, DK_DTYPE_F64, 0, total);
+    sbn_ctx ctx = {pg, NULL};
+    dkh_bn_sync sync = {.ctx = &ctx, .applies = all_but, .all_reduce_sum = pg_sum};
+    dkh_bn_sync_set(&sync);
+    bn_once(&mine, ndim, shape, DK_DTYPE_F32, from, n);
+    dkh_bn_sync_set(NULL);
+
+    const double *yw = dk_tensor_data(whole.y);
+    expect_close("y", dk_tensor_data(mine.y), yw + from * per_row, n * per_row);
+    expect_close("x.grad", dk_tensor_data(dk_tensor_grad(mine.x)),
+                 (const double *)dk_tensor_data(dk_tensor_grad(whole.x)) + from * per_row,
+                 n * per_row);
+    expect_close("running_mean", dk_tensor_data(mine.rm), dk_tensor_data(whole.rm), C);
+    expect_close("running_var", dk_tensor_data(mine.rv), dk_tensor_data(whole.rv), C);
+    for (int k = 0; k < 2; k++) {
+        dk_tensor *g = dk_tensor_grad(k == 0 ? mine.w : mine.b);
+        assert_int_equal(dkh_pg_all_reduce(pg, g, DKH_REDUCE_SUM), DK_OK);
+        expect_close(k == 0 ? "sum of weight.grad" : "sum of bias.grad", dk_tensor_data(g),
+                     dk_tensor_data(dk_tensor_grad(k == 0 ? whole.w : whole.b)), C);
+    }
+}
+
+static void test_sync_bn(void **state)
+{
+    (void)state;
+    dk_scope_begin();
+    sync_bn_case(4, (int64_t[]){0, 3, 2, 5}); /* (N, C, H, W) */
+    sync_bn_case(2, (int64_t[]){0, 4});       /* (N, C) */
+    sync_bn_case(4, (int64_t[]){0, 8, 64, 64}); /* large enough for the threaded loops */
+    dk_scope_end();
+}
+
+/* A layer the predicate excludes is the ordinary batch norm of the rank's
+ * own rows, bit for bit, and exchanges nothing; a synchronised layer in the
+ * same step still is synchronised. */
+static void test_sync_bn_excluded(void **state)
+{
+    (void)state;
+    dk_scope_begin();
+    int64_t shape[4] = {rows_of(rank), 3, 2, 2}, C = 3;
+    dk_tensor *x = filled(4, shape, DK_DTYPE_F32, x_at, 100 * rank);
+    dk_tensor *w = dk_full(1, &C, 0.75, DK_DTYPE_F32, DK_CPU);
+    dk_tensor *b = dk_full(1, &C, 0.25, DK_DTYPE_F32, DK_CPU);
+    dk_tensor *rm[3], *rv[3]; /* plain, excluded, synchronised */
+    for (int k = 0; k < 3; k++) {
+        rm[k] = dk_zeros(1, &C, DK_DTYPE_F32, DK_CPU);
+        rv[k] = dk_ones(1, &C, DK_DTYPE_F32, DK_CPU);
+    }
+    dk_tensor *plain = dk_batch_norm(x, w, b, rm[0], rv[0], true, 0.1, 1e-5);
+    /* The excluded layer must not call the sum: a NULL one would crash. */
+    sbn_ctx ctx = {pg, dk_tensor_data(rm[1])};
+    dkh_bn_sync sync = {.ctx = &ctx, .applies = all_but};
+    dkh_bn_sync_set(&sync);
+    dk_tensor *excluded = dk_batch_norm(x, w, b, rm[1], rv[1], true, 0.1, 1e-5);
+    /* The same step with the sum: the other layer is synchronised. */
+    sync.all_reduce_sum = pg_sum;
+    dkh_bn_sync_set(&sync);
+    dk_tensor *synced = dk_batch_norm(x, w, b, rm[2], rv[2], true, 0.1, 1e-5);
+    dkh_bn_sync_set(NULL);
+    assert_non_null(plain);
+    assert_non_null(excluded);
+    assert_non_null(synced);
+    size_t cb = (size_t)C * sizeof(float);
+    assert_memory_equal(dk_tensor_data(excluded), dk_tensor_data(plain),
+                        (size_t)dk_tensor_numel(plain) * sizeof(float));
+    assert_memory_equal(dk_tensor_data(rm[1]), dk_tensor_data(rm[0]), cb);
+    assert_memory_equal(dk_tensor_data(rv[1]), dk_tensor_data(rv[0]), cb);
+    /* Synchronised running statistics are the same on every rank although
+     * the rows differ, and differ from the rank's own. */
+    dk_tensor *first = dk_mul_scalar(rm[2], 1.0);
+    assert_int_equal(dkh_pg_broadcast(pg, first, 0), DK_OK);
+    assert_memory_equal(dk_tensor_data(rm[2]), dk_tensor_data(first), cb);
+    assert_memory_not_equal(dk_tensor_data(rm[2]), dk_tensor_data(rm[0]), cb);
+    dk_scope_end();
+}
+
+/* A sum that fails fails the forward with its message; evaluation mode
+ * never synchronises. */
+static dk_status failing_sum(void *ctx, double *buf, size_t n)
+{
+    (void)ctx;
+    (void)buf;
+    return dk_fail(DK_ERR_RUNTIME, "all_reduce: %zu doubles refused", n);
+}
+
+static bool every_layer(void *ctx, const dk_tensor *running_mean, const dk_tensor *weight)
+{
+    (void)ctx;
+    (void)running_mean;
+    (void)weight;
+    return true;
+}
+
+static void test_sync_bn_errors(void **state)
+{
+    (void)state;
+    dk_scope_begin();
+    int64_t shape[2] = {4, 3}, C = 3;
+    dk_tensor *x = filled(2, shape, DK_DTYPE_F32, x_at, 0);
+    dk_tensor *rm = dk_zeros(1, &C, DK_DTYPE_F32, DK_CPU);
+    dk_tensor *rv = dk_ones(1, &C, DK_DTYPE_F32, DK_CPU);
+    dkh_bn_sync sync = {.ctx = NULL, .applies = every_layer, .all_reduce_sum = failing_sum};
+    dkh_bn_sync_set(&sync);
+    assert_null(dk_batch_norm(x, NULL, NULL, rm, rv, true, 0.1, 1e-5));
+    assert_int_equal(dk_last_status(), DK_ERR_RUNTIME);
+    assert_contains(dk_last_error(), "batch_norm (synchronised, forward): all_reduce: 7 doubles "
+                                     "refused");
+    /* Evaluation mode never synchronises. */
+    dk_clear_error();
+    assert_non_null(dk_batch_norm(x, NULL, NULL, rm, rv, false, 0.1, 1e-5));
+    dkh_bn_sync_set(NULL);
+    dk_scope_end();
+}
+
 /* ---- main ----------------------------------------------------------------------- */
 
 static int make_group(void **state)
@@ -656,6 +1123,7 @@ int main(int argc, char **argv)
             cmocka_unit_test(test_none_identity),
             cmocka_unit_test(test_none_collectives),
             cmocka_unit_test(test_local_errors),
+            cmocka_unit_test(test_backends),
             cmocka_unit_test(test_launchers),
         };
         void *st = &l;
@@ -681,6 +1149,9 @@ int main(int argc, char **argv)
         return cmocka_run_group_tests_name("dist_slurm_mismatch", bad, NULL, NULL);
     }
 
+    if (strcmp(mode, "nccl") == 0)
+        return run_nccl();
+
     if (strcmp(mode, "mpi") != 0) {
         fprintf(stderr, "test_dist: unknown mode '%s'\n", mode);
         return 2;
@@ -701,6 +1172,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_all_reduce_chunked), cmocka_unit_test(test_all_reduce_random),
         cmocka_unit_test(test_broadcast),        cmocka_unit_test(test_all_gather),
         cmocka_unit_test(test_barrier),          cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_sync_bn),          cmocka_unit_test(test_sync_bn_excluded),
+        cmocka_unit_test(test_sync_bn_errors),
     };
     char name[32];
     snprintf(name, sizeof name, "dist_mpi_rank%d", rank);
