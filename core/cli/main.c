@@ -408,9 +408,15 @@ static int run_job(const options *o, dkh_registry *reg, dkh_run_mode mode)
     int rc = prepare(o, reg, &root);
     if (rc >= 0)
         return rc;
+    /* --launcher, else the config's `launcher` (validated), for train and test. */
+    const char *name = o->launcher;
+    if (!name && mode != DKH_RUN_PREDICT)
+        name = dk_cfg_scalar(dk_cfg_get(root, "launcher"));
     dkh_launcher launcher = DKH_LAUNCHER_NONE;
-    if (o->launcher && dkh_launcher_parse(o->launcher, &launcher) != DK_OK)
-        return usage_error("%s", dk_last_error(), NULL); /* parse_args checked it */
+    if (name && dkh_launcher_parse(name, &launcher) != DK_OK) {
+        dkh_cfg_free(root);
+        return usage_error("%s", dk_last_error(), NULL); /* checked before */
+    }
     dkh_run_options ro = {
         .launcher = (int)launcher,
         .mode = mode,

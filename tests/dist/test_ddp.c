@@ -777,23 +777,35 @@ static void test_usage(void **state)
 }
 
 /* Without mpiexec, Open MPI starts as a singleton: one rank of one, and the
- * run is an ordinary one that says so. */
+ * run is an ordinary one that says so. The launcher comes from --launcher or
+ * from the config's `launcher` (the option wins). */
 static void test_singleton(void **state)
 {
     (void)state;
     run_dir d;
     run_dir_make(&d, "ddp", "singleton");
     char *cfg = config_in(&d);
-    char w[600];
-    snprintf(w, sizeof w, "%s/work", d.root);
+    char w[3][600];
+    for (int k = 0; k < 3; k++)
+        snprintf(w[k], sizeof w[k], "%s/work%d", d.root, k);
     proc_result r = dkhost_run("--plugins", TOY_PLUGINS, "train", cfg, "--launcher", "mpi",
-                               "--work-dir", w, "--cfg-options", "train_cfg.max_epochs=1", NULL);
-    if (dkh_dist_have_mpi()) {
-        proc_expect(&r, 0, NULL, "rank 0 of 1 (backend mpi, launcher mpi)");
-    } else {
-        proc_expect(&r, 1, NULL, "--launcher mpi: ");
-        assert_non_null(strstr(r.err, "without MPI"));
+                               "--work-dir", w[0], "--cfg-options", "train_cfg.max_epochs=1",
+                               NULL);
+    proc_result rc = dkhost_run("--plugins", TOY_PLUGINS, "train", cfg, "--work-dir", w[1],
+                                "--cfg-options", "train_cfg.max_epochs=1", "launcher=mpi", NULL);
+    for (proc_result *p = &r; p; p = p == &r ? &rc : NULL) {
+        if (dkh_dist_have_mpi()) {
+            proc_expect(p, 0, NULL, "rank 0 of 1 (backend mpi, launcher mpi)");
+        } else {
+            proc_expect(p, 1, NULL, "--launcher mpi: ");
+            assert_non_null(strstr(p->err, "without MPI"));
+        }
+        proc_result_free(p);
     }
+    r = dkhost_run("--plugins", TOY_PLUGINS, "train", cfg, "--launcher", "none", "--work-dir",
+                   w[2], "--cfg-options", "train_cfg.max_epochs=1", "launcher=mpi", NULL);
+    proc_expect(&r, 0, NULL, NULL);
+    assert_null(strstr(r.err, "rank 0 of"));
     proc_result_free(&r);
     free(cfg);
     run_dir_remove(&d);
