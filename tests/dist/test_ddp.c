@@ -811,67 +811,44 @@ static void test_singleton(void **state)
     run_dir_remove(&d);
 }
 
+/* The modes: each runs its tests (one or two); those that start jobs under
+ * mpiexec take its path as the second argument. */
+typedef struct mode {
+    const char *name;
+    bool mpi;
+    struct CMUnitTest tests[2];
+} mode;
+
 int main(int argc, char **argv)
 {
-    const char *mode = argc > 1 ? argv[1] : "usage";
-    if (strcmp(mode, "skip") == 0) {
+    static const mode modes[] = {
+        {"usage", false, {cmocka_unit_test(test_usage)}},
+        {"singleton", false, {cmocka_unit_test(test_singleton)}},
+        {"sync-bn-config", false, {cmocka_unit_test(test_sync_bn_config)}},
+        {"equivalence", true, {cmocka_unit_test(test_equivalence)}},
+        {"sharded-eval", true, {cmocka_unit_test(test_sharded_eval)}},
+        {"resume-world", true, {cmocka_unit_test(test_resume_world)}},
+        {"kill", true, {cmocka_unit_test(test_kill), cmocka_unit_test(test_fail_one_rank)}},
+        {"sync-bn", true, {cmocka_unit_test(test_sync_bn)}},
+    };
+    const char *name = argc > 1 ? argv[1] : "usage";
+    if (strcmp(name, "skip") == 0) {
         printf("skipped: %s\n", argc > 2 ? argv[2] : "no reason given");
         return 77;
     }
-    if (strcmp(mode, "equivalence") == 0) {
-        if (argc < 3 || !dkh_dist_have_mpi()) {
+    for (size_t k = 0; k < sizeof modes / sizeof modes[0]; k++) {
+        const mode *m = &modes[k];
+        if (strcmp(name, m->name) != 0)
+            continue;
+        if (m->mpi && (argc < 3 || !dkh_dist_have_mpi())) {
             printf("skipped: %s\n", argc < 3 ? "no mpiexec given" : "libdk was built without MPI");
             return 77;
         }
-        mpiexec = argv[2];
-        const struct CMUnitTest tests[] = {cmocka_unit_test(test_equivalence)};
-        return cmocka_run_group_tests(tests, NULL, NULL);
+        if (m->mpi)
+            mpiexec = argv[2];
+        return _cmocka_run_group_tests(m->name, m->tests, m->tests[1].test_func ? 2 : 1, NULL,
+                                       NULL);
     }
-    if (strcmp(mode, "sharded-eval") == 0) {
-        if (argc < 3 || !dkh_dist_have_mpi()) {
-            printf("skipped: %s\n", argc < 3 ? "no mpiexec given" : "libdk was built without MPI");
-            return 77;
-        }
-        mpiexec = argv[2];
-        const struct CMUnitTest tests[] = {cmocka_unit_test(test_sharded_eval)};
-        return cmocka_run_group_tests(tests, NULL, NULL);
-    }
-    if (strcmp(mode, "resume-world") == 0) {
-        if (argc < 3 || !dkh_dist_have_mpi()) {
-            printf("skipped: %s\n", argc < 3 ? "no mpiexec given" : "libdk was built without MPI");
-            return 77;
-        }
-        mpiexec = argv[2];
-        const struct CMUnitTest tests[] = {cmocka_unit_test(test_resume_world)};
-        return cmocka_run_group_tests(tests, NULL, NULL);
-    }
-    if (strcmp(mode, "kill") == 0) {
-        if (argc < 3 || !dkh_dist_have_mpi()) {
-            printf("skipped: %s\n", argc < 3 ? "no mpiexec given" : "libdk was built without MPI");
-            return 77;
-        }
-        mpiexec = argv[2];
-        const struct CMUnitTest tests[] = {cmocka_unit_test(test_kill),
-                                           cmocka_unit_test(test_fail_one_rank)};
-        return cmocka_run_group_tests(tests, NULL, NULL);
-    }
-    if (strcmp(mode, "sync-bn") == 0) {
-        if (argc < 3 || !dkh_dist_have_mpi()) {
-            printf("skipped: %s\n", argc < 3 ? "no mpiexec given" : "libdk was built without MPI");
-            return 77;
-        }
-        mpiexec = argv[2];
-        const struct CMUnitTest tests[] = {cmocka_unit_test(test_sync_bn)};
-        return cmocka_run_group_tests(tests, NULL, NULL);
-    }
-    if (strcmp(mode, "sync-bn-config") == 0) {
-        const struct CMUnitTest tests[] = {cmocka_unit_test(test_sync_bn_config)};
-        return cmocka_run_group_tests(tests, NULL, NULL);
-    }
-    if (strcmp(mode, "singleton") == 0) {
-        const struct CMUnitTest tests[] = {cmocka_unit_test(test_singleton)};
-        return cmocka_run_group_tests(tests, NULL, NULL);
-    }
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_usage)};
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    fprintf(stderr, "test_ddp: unknown mode '%s'\n", name);
+    return 2;
 }
