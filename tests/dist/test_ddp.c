@@ -456,6 +456,8 @@ static void test_kill(void **state)
 }
 
 /* One rank fails (FxFailRankHook returns an I/O error on it alone).
+ * (Open MPI's own "MPI_ABORT was invoked" note is not checked: it is lost
+ * now and then when mpirun ends the job first.)
  * Outside any agreement (before training on rank 1; mid-training on rank 0,
  * like a file it cannot write) the others could not know and would wait in
  * their next collective: the failing rank logs its message and ends the job
@@ -470,9 +472,9 @@ static void test_fail_one_rank(void **state)
         int status; /* -1: any non-zero */
     } cases[] = {
         {"{type: FxFailRankHook, rank: 1, point: before_run}",
-         "FxFailRankHook: rank 1 of 2 fails in before_run at iteration 0", "MPI_ABORT", 5},
+         "FxFailRankHook: rank 1 of 2 fails in before_run at iteration 0", NULL, 5},
         {"{type: FxFailRankHook, rank: 0, point: after_train_iter, after_iter: 3}",
-         "FxFailRankHook: rank 0 of 2 fails in after_train_iter at iteration 3", "MPI_ABORT", 5},
+         "FxFailRankHook: rank 0 of 2 fails in after_train_iter at iteration 3", NULL, 5},
         {"{type: FxFailRankHook, rank: 1, point: before_val_iter}",
          "FxFailRankHook: rank 1 of 2 fails in before_val_iter",
          "evaluation: rank 1 failed at batch 0", -1},
@@ -507,7 +509,7 @@ static void test_fail_one_rank(void **state)
                      k, r.status, secs, cases[k].status, KILL_BOUND_S, r.out, r.err);
         const char *want[] = {cases[k].says, cases[k].also};
         for (int i = 0; i < 2; i++)
-            if (!strstr(r.err, want[i]) && !strstr(r.out, want[i]))
+            if (want[i] && !strstr(r.err, want[i]) && !strstr(r.out, want[i]))
                 fail_msg("case %zu: the output lacks '%s':\nstdout:\n%s\nstderr:\n%s", k,
                          want[i], r.out, r.err);
         proc_result_free(&r);
