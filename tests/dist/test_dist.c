@@ -910,6 +910,14 @@ static double x_at(int64_t i)
     return 2.0 * sin(0.37 * (double)i) + 0.5 * (double)(i % 5) + 3.0;
 }
 
+/* x_at moved far from zero: mean / std about 1e3 per channel (mean 1604,
+ * variance about 2.5). Squares taken in f32 without a shift would each be
+ * rounded by about 0.1, which the variance (SS / M - mean^2) would keep. */
+static double x_far_at(int64_t i)
+{
+    return x_at(i) + 1600.0;
+}
+
 static double gy_at(int64_t i)
 {
     return cos(0.11 * (double)i) + 1.5;
@@ -937,16 +945,29 @@ typedef struct bn_run {
     dk_tensor *x, *w, *b, *rm, *rv, *y;
 } bn_run;
 
+/* The same values as t (N, C, H, W) in channels-last memory: the view
+ * (N, C, H, W) of an (N, H, W, C) copy. */
+static dk_tensor *channels_last(dk_tensor *t)
+{
+    dk_tensor *r = dk_permute(dk_contiguous(dk_permute(t, 4, (const int[]){0, 2, 3, 1})), 4,
+                              (const int[]){0, 3, 1, 2});
+    assert_non_null(r);
+    return r;
+}
+
 /* One training batch norm of rows [from, from + n) of the batch of `shape`
- * (dim 0 replaced by n), in dt, and its backward from gy_at. */
-static void bn_once(bn_run *o, int ndim, const int64_t *shape, dk_dtype dt, int64_t from,
-                    int64_t n)
+ * (dim 0 replaced by n), in dt, of the values xf, and its backward from
+ * gy_at; x and the incoming gradient channels-last when cl. */
+static void bn_once(bn_run *o, int ndim, const int64_t *shape, dk_dtype dt, int64_t from, int64_t n,
+                    double (*xf)(int64_t), bool cl)
 {
     int64_t s[4], C = shape[1];
     memcpy(s, shape, (size_t)ndim * sizeof *s);
     s[0] = n;
     int64_t per_row = dk_tensor_numel(dk_empty(ndim, s, DK_DTYPE_F32, DK_CPU)) / (n ? n : 1);
-    o->x = filled(ndim, s, dt, x_at, from * per_row);
+    o->x = filled(ndim, s, dt, xf, from * per_row);
+    if (cl)
+        o->x = channels_last(o->x);
     o->w = dk_full(1, &C, 0.75, dt, DK_CPU);
     o->b = dk_full(1, &C, 0.25, dt, DK_CPU);
     o->rm = dk_zeros(1, &C, dt, DK_CPU);
@@ -958,11 +979,15 @@ static void bn_once(bn_run *o, int ndim, const int64_t *shape, dk_dtype dt, int6
     if (!o->y)
         fail_msg("rank %d: batch_norm: %s", rank, dk_last_error());
     dk_tensor *gy = filled(ndim, s, dt, gy_at, from * per_row);
+    if (cl)
+        gy = channels_last(gy);
     if (dk_backward(o->y, gy, false) != DK_OK)
         fail_msg("rank %d: backward: %s", rank, dk_last_error());
 }
 
-static void sync_bn_case(int ndim, const int64_t *shape)
+/* The case of `shape` with the values xf, the synchronised input
+ * channels-last when cl (the reference is always plain). */
+static void sync_bn_case_of(int ndim, const int64_t *shape, double (*xf)(int64_t), bool cl)
 {
     int64_t from = 0, total = 0;
     for (int r = 0; r < world; r++) {
@@ -980,16 +1005,17 @@ static void sync_bn_case(int ndim, const int64_t *shape)
     /* The reference is one process in f64: in f32 its own rounding is the
      * larger error (the weight gradient sums 10^4 to 10^5 terms of both signs
      * per channel with a mean rounded to float). */
-    bn_once(&whole, ndim, full_shape, DK_DTYPE_F64, 0, total);
+    bn_once(&whole, ndim, full_shape, DK_DTYPE_F64, 0, total, xf, false);
     sbn_ctx ctx = {pg, NULL};
     dkh_bn_sync sync = {.ctx = &ctx, .applies = all_but, .all_reduce_sum = pg_sum};
     dkh_bn_sync_set(&sync);
-    bn_once(&mine, ndim, shape, DK_DTYPE_F32, from, n);
+    bn_once(&mine, ndim, shape, DK_DTYPE_F32, from, n, xf, cl);
     dkh_bn_sync_set(NULL);
 
+    /* Compared in (N, C, *) order whatever the layout. */
     const double *yw = dk_tensor_data(whole.y);
-    expect_close("y", dk_tensor_data(mine.y), yw + from * per_row, n * per_row);
-    expect_close("x.grad", dk_tensor_data(dk_tensor_grad(mine.x)),
+    expect_close("y", dk_tensor_data(dk_contiguous(mine.y)), yw + from * per_row, n * per_row);
+    expect_close("x.grad", dk_tensor_data(dk_contiguous(dk_tensor_grad(mine.x))),
                  (const double *)dk_tensor_data(dk_tensor_grad(whole.x)) + from * per_row,
                  n * per_row);
     expect_close("running_mean", dk_tensor_data(mine.rm), dk_tensor_data(whole.rm), C);
@@ -1002,6 +1028,11 @@ static void sync_bn_case(int ndim, const int64_t *shape)
     }
 }
 
+static void sync_bn_case(int ndim, const int64_t *shape)
+{
+    sync_bn_case_of(ndim, shape, x_at, false);
+}
+
 static void test_sync_bn(void **state)
 {
     (void)state;
@@ -1009,6 +1040,12 @@ static void test_sync_bn(void **state)
     sync_bn_case(4, (int64_t[]){0, 3, 2, 5}); /* (N, C, H, W) */
     sync_bn_case(2, (int64_t[]){0, 4});       /* (N, C) */
     sync_bn_case(4, (int64_t[]){0, 8, 64, 64}); /* large enough for the threaded loops */
+    /* Channels-last: the rows of a rank in several chunks and a partial one,
+     * threaded on the rank of 3 rows. */
+    sync_bn_case_of(4, (int64_t[]){0, 20, 24, 24}, x_at, true);
+    /* Mean / std about 1e3, plain and channels-last. */
+    sync_bn_case_of(4, (int64_t[]){0, 16, 10, 10}, x_far_at, false);
+    sync_bn_case_of(4, (int64_t[]){0, 16, 10, 10}, x_far_at, true);
     dk_scope_end();
 }
 
