@@ -809,6 +809,25 @@ static void test_nccl_errors(void **state)
     dk_scope_end();
 }
 
+/* Makes the global group with launcher mpi and the backend, and checks the
+ * world size against the command line's; false (with a message) if not. */
+static bool open_group(dkh_pg_backend backend)
+{
+    if (dkh_pg_new_backend(DKH_LAUNCHER_MPI, backend, &pg) != DK_OK) {
+        fprintf(stderr, "dkh_pg_new_backend(mpi, %s): %s\n",
+                dkh_pg_backend_choice_name(backend), dk_last_error());
+        return false;
+    }
+    rank = dkh_pg_rank(pg);
+    if (dkh_pg_world_size(pg) != world) {
+        fprintf(stderr, "rank %d: world size %d, expected %d\n", rank, dkh_pg_world_size(pg),
+                world);
+        dkh_pg_free(pg);
+        return false;
+    }
+    return true;
+}
+
 /* Runs the nccl group's tests, or says why they cannot run here (exit 77). */
 static int run_nccl(void)
 {
@@ -828,17 +847,8 @@ static int run_nccl(void)
                world, n);
         return 77;
     }
-    if (dkh_pg_new_backend(DKH_LAUNCHER_MPI, DKH_PG_BACKEND_NCCL, &pg) != DK_OK) {
-        fprintf(stderr, "dkh_pg_new_backend(mpi, nccl): %s\n", dk_last_error());
+    if (!open_group(DKH_PG_BACKEND_NCCL))
         return 1;
-    }
-    rank = dkh_pg_rank(pg);
-    if (dkh_pg_world_size(pg) != world) {
-        fprintf(stderr, "rank %d: world size %d, expected %d\n", rank, dkh_pg_world_size(pg),
-                world);
-        dkh_pg_free(pg);
-        return 1;
-    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_nccl_identity), cmocka_unit_test(test_nccl_all_reduce),
         cmocka_unit_test(test_nccl_broadcast), cmocka_unit_test(test_nccl_host),
@@ -1193,17 +1203,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "test_dist: unknown mode '%s'\n", mode);
         return 2;
     }
-    if (dkh_pg_new(DKH_LAUNCHER_MPI, &pg) != DK_OK) {
-        fprintf(stderr, "dkh_pg_new(mpi): %s\n", dk_last_error());
+    if (!open_group(DKH_PG_BACKEND_MPI))
         return 1;
-    }
-    rank = dkh_pg_rank(pg);
-    if (dkh_pg_world_size(pg) != world) {
-        fprintf(stderr, "rank %d: world size %d, expected %d\n", rank, dkh_pg_world_size(pg),
-                world);
-        dkh_pg_free(pg);
-        return 1;
-    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_identity),         cmocka_unit_test(test_all_reduce_exact),
         cmocka_unit_test(test_all_reduce_chunked), cmocka_unit_test(test_all_reduce_random),
