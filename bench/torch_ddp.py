@@ -34,7 +34,7 @@ except Exception as e:  # noqa: BLE001
     sys.exit(0)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_step import ResNet20  # noqa: E402
+from torch_step import ResNet20, timed_steps  # noqa: E402
 
 GLOBAL_BATCH = 128
 
@@ -65,17 +65,7 @@ def step_worker(rank, ranks, port, a, out):
     g = torch.Generator().manual_seed(rank)
     batches = [(torch.randn(b, 1, 28, 28, generator=g), torch.randint(0, 10, (b,), generator=g))
                for _ in range(4)]
-    times = []
-    for k in range(a.warmup + a.steps):
-        xb, yb = batches[k % len(batches)]
-        t0 = time.perf_counter()
-        opt.zero_grad(set_to_none=True)
-        loss = lossf(model(xb), yb)
-        loss.backward()
-        opt.step()
-        t1 = time.perf_counter()
-        if k >= a.warmup:
-            times.append(t1 - t0)
+    times, _ = timed_steps(model, opt, lossf, batches, a.warmup, a.steps)
     if rank == 0:
         med = statistics.median(times)
         out.put(f"RESULT engine=torch-ddp-gloo model=resnet20 ranks={ranks} "

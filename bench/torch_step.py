@@ -68,6 +68,24 @@ class ResNet20(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
+def timed_steps(model, opt, lossf, batches, warmup, steps):
+    """Trains warmup + steps steps cycling over batches; returns the times of the
+    last `steps` steps (zero_grad, forward, loss, backward, step) and every loss."""
+    times, losses = [], []
+    for k in range(warmup + steps):
+        xb, yb = batches[k % len(batches)]
+        t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        loss = lossf(model(xb), yb)
+        loss.backward()
+        opt.step()
+        t1 = time.perf_counter()
+        losses.append(loss.item())
+        if k >= warmup:
+            times.append(t1 - t0)
+    return times, losses
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", choices=["lenet", "resnet20"], default="lenet")
@@ -82,18 +100,7 @@ def main():
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     lossf = nn.CrossEntropyLoss()
     batches = [(torch.randn(128, 1, 28, 28), torch.randint(0, 10, (128,))) for _ in range(4)]
-    times, losses = [], []
-    for k in range(a.warmup + a.steps):
-        xb, yb = batches[k % len(batches)]
-        t0 = time.perf_counter()
-        opt.zero_grad(set_to_none=True)
-        loss = lossf(model(xb), yb)
-        loss.backward()
-        opt.step()
-        t1 = time.perf_counter()
-        losses.append(loss.item())
-        if k >= a.warmup:
-            times.append(t1 - t0)
+    times, losses = timed_steps(model, opt, lossf, batches, a.warmup, a.steps)
     med = statistics.median(times)
     nparams = sum(p.numel() for p in model.parameters())
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
