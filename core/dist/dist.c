@@ -31,17 +31,24 @@ const char *dkh_launcher_name(dkh_launcher launcher)
     return (unsigned)launcher < DKH_LAUNCHER_COUNT ? launcher_names[launcher] : "?";
 }
 
+/* name's index in names[n], or -1. */
+static int name_index(const char *name, const char *const *names, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(name, names[i]) == 0)
+            return i;
+    return -1;
+}
+
 dk_status dkh_launcher_parse(const char *name, dkh_launcher *out)
 {
     if (!name || !out)
         return dk_fail(DK_ERR_ARG, "launcher: NULL argument");
-    for (int i = 0; i < DKH_LAUNCHER_COUNT; i++) {
-        if (strcmp(name, launcher_names[i]) == 0) {
-            *out = (dkh_launcher)i;
-            return DK_OK;
-        }
-    }
-    return dk_fail(DK_ERR_ARG, "unknown launcher '%s' (known: none, mpi, slurm)", name);
+    int i = name_index(name, launcher_names, DKH_LAUNCHER_COUNT);
+    if (i < 0)
+        return dk_fail(DK_ERR_ARG, "unknown launcher '%s' (known: none, mpi, slurm)", name);
+    *out = (dkh_launcher)i;
+    return DK_OK;
 }
 
 bool dkh_dist_have_mpi(void)
@@ -71,13 +78,12 @@ dk_status dkh_pg_backend_parse(const char *name, dkh_pg_backend *out)
 {
     if (!name || !out)
         return dk_fail(DK_ERR_ARG, "backend: NULL argument");
-    for (int i = 0; i < DKH_PG_BACKEND_COUNT; i++) {
-        if (strcmp(name, backend_names[i]) == 0) {
-            *out = (dkh_pg_backend)i;
-            return DK_OK;
-        }
-    }
-    return dk_fail(DK_ERR_ARG, "unknown process-group backend '%s' (known: auto, mpi, nccl)", name);
+    int i = name_index(name, backend_names, DKH_PG_BACKEND_COUNT);
+    if (i < 0)
+        return dk_fail(DK_ERR_ARG, "unknown process-group backend '%s' (known: auto, mpi, nccl)",
+                       name);
+    *out = (dkh_pg_backend)i;
+    return DK_OK;
 }
 
 /* ---- the single-process backend ------------------------------------------------ */
