@@ -56,10 +56,13 @@ static dk_status choose_backend(const dk_runner *r, dkh_pg_backend *out)
     const char *name = NULL;
     DK_TRY(dk_cfg_get_str(r->cfg, "dist_cfg.backend", &name));
     DK_TRY(dkh_pg_backend_parse(name, out));
-    if (*out == DKH_PG_BACKEND_NCCL && r->opts.launcher == DKH_LAUNCHER_NONE)
+    if (*out == DKH_PG_BACKEND_NCCL && r->opts.launcher == DKH_LAUNCHER_NONE) {
+        const dk_cfg *n = dk_cfg_get(r->cfg, "dist_cfg.backend");
         return dk_fail(DK_ERR_CONFIG,
-                       "dist_cfg.backend: nccl needs --launcher mpi or slurm (the NCCL id is "
-                       "broadcast over MPI); a single process uses auto or mpi");
+                       "%s (%s): nccl needs --launcher mpi or slurm (the NCCL id is broadcast "
+                       "over MPI); a single process uses auto or mpi",
+                       dk_cfg_path(n), dk_cfg_where(n));
+    }
     if (*out == DKH_PG_BACKEND_AUTO)
         *out = DKH_PG_BACKEND_MPI;
     return DK_OK;

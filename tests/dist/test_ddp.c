@@ -101,6 +101,48 @@ static char *config_in(const run_dir *d)
     return path;
 }
 
+/* Monotonic seconds. */
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* Runs `mpiexec -n np ... dkhost --plugins TOY --plugins FIXTURES ARGS...`
+ * (ARGS NULL-terminated), under `timeout -s KILL bound_s` when bound_s > 0.
+ * The flags are those of tests/dist/CMakeLists.txt for root, containers and
+ * more ranks than cores. */
+static proc_result ranks_run(int np, int bound_s, ...)
+{
+    char nps[16], bound[16];
+    snprintf(nps, sizeof nps, "%d", np);
+    snprintf(bound, sizeof bound, "%d", bound_s);
+    const char *argv[64];
+    int n = 0;
+    if (bound_s > 0) {
+        static const char *const timeout[] = {"/usr/bin/timeout", "-s", "KILL"};
+        for (int i = 0; i < 3; i++)
+            argv[n++] = timeout[i];
+        argv[n++] = bound;
+    }
+    const char *const head[] = {mpiexec, "-n", nps, "--allow-run-as-root", "--oversubscribe",
+                                "--bind-to", "none", DKHOST, "--plugins", TOY_PLUGINS,
+                                "--plugins", DK_BINARY_DIR "/tests/dist/plugins"};
+    for (size_t i = 0; i < sizeof head / sizeof head[0]; i++)
+        argv[n++] = head[i];
+    va_list ap;
+    va_start(ap, bound_s);
+    for (const char *a; (a = va_arg(ap, const char *));) {
+        if (n >= (int)(sizeof argv / sizeof argv[0]) - 1)
+            fail_msg("ranks_run: too many arguments");
+        argv[n++] = a;
+    }
+    va_end(ap);
+    argv[n] = NULL;
+    return proc_run(argv);
+}
+
 /* Names in dir (not . and ..), and how many end in suffix. */
 static int count_files(const char *dir, const char *suffix, int *with_suffix)
 {
@@ -239,10 +281,7 @@ static void test_equivalence(void **state)
     snprintf(w1, sizeof w1, "%s/one", d.root);
     snprintf(w2, sizeof w2, "%s/two", d.root);
 
-    const char *argv2[] = {mpiexec, "-n", "2", "--allow-run-as-root", "--oversubscribe",
-                           "--bind-to", "none", DKHOST, "--plugins", TOY_PLUGINS, "train", cfg,
-                           "--launcher", "mpi", "--work-dir", w2, NULL};
-    proc_result r = proc_run(argv2);
+    proc_result r = ranks_run(2, 0, "train", cfg, "--launcher", "mpi", "--work-dir", w2, NULL);
     proc_expect(&r, 0, NULL, "rank 0 of 2 (backend mpi, launcher mpi)");
     /* Rank 1 logs warnings and errors only, and there were none. */
     if (strstr(r.err, "[rank 1]") || strstr(r.out, "[rank 1]"))
@@ -288,10 +327,8 @@ static void test_equivalence(void **state)
 
     /* Every rank resumes from rank 0's checkpoint and finishes the run. */
     snprintf(a, sizeof a, "%s/epoch_1.dkpt", w2);
-    const char *argv3[] = {mpiexec, "-n", "2", "--allow-run-as-root", "--oversubscribe",
-                           "--bind-to", "none", DKHOST, "--plugins", TOY_PLUGINS, "train", cfg,
-                           "--launcher", "mpi", "--work-dir", w2, "--resume-from", a, NULL};
-    r = proc_run(argv3);
+    r = ranks_run(2, 0, "train", cfg, "--launcher", "mpi", "--work-dir", w2, "--resume-from", a,
+                  NULL);
     proc_expect(&r, 0, NULL, "resumed");
     proc_result_free(&r);
     snprintf(a, sizeof a, "%s/epoch_2.dkpt", w2);
@@ -350,14 +387,9 @@ static void test_sharded_eval(void **state)
     assert_null(strstr(one, "top1: 0.0000"));
 
     for (int np = 2; np <= 3; np++) {
-        char nps[8];
-        snprintf(nps, sizeof nps, "%d", np);
-        const char *argv[] = {mpiexec, "-n", nps, "--allow-run-as-root", "--oversubscribe",
-                              "--bind-to", "none", DKHOST, "--plugins", TOY_PLUGINS, "test", cfg,
-                              "--checkpoint", ck, "--work-dir", wt, "--launcher", "mpi",
-                              "--cfg-options", test_split,
-                              "test_evaluator=[{type: Accuracy, topk: [1, 2]}]", NULL};
-        r = proc_run(argv);
+        r = ranks_run(np, 0, "test", cfg, "--checkpoint", ck, "--work-dir", wt, "--launcher", "mpi",
+                      "--cfg-options", test_split,
+                      "test_evaluator=[{type: Accuracy, topk: [1, 2]}]", NULL);
         proc_expect(&r, 0, NULL, NULL);
         char *many = results_line(&r);
         printf("%d ranks: %s\n", np, many);
@@ -384,13 +416,10 @@ static void test_sharded_eval(void **state)
                    "optim_wrapper.optimizer.lr=0.002", val_split, NULL);
     proc_expect(&r, 0, NULL, NULL);
     proc_result_free(&r);
-    const char *argv3[] = {mpiexec, "-n", "3", "--allow-run-as-root", "--oversubscribe",
-                           "--bind-to", "none", DKHOST, "--plugins", TOY_PLUGINS, "train", cfg,
-                           "--launcher", "mpi", "--work-dir", wb, "--cfg-options",
-                           "train_cfg.max_epochs=1", "train_dataloader.dataset.num_samples=96",
-                           "optim_wrapper.accumulative_counts=1",
-                           "optim_wrapper.optimizer.lr=0.002", val_split, NULL};
-    r = proc_run(argv3);
+    r = ranks_run(3, 0, "train", cfg, "--launcher", "mpi", "--work-dir", wb, "--cfg-options",
+                  "train_cfg.max_epochs=1", "train_dataloader.dataset.num_samples=96",
+                  "optim_wrapper.accumulative_counts=1", "optim_wrapper.optimizer.lr=0.002",
+                  val_split, NULL);
     proc_expect(&r, 0, NULL, NULL);
     proc_result_free(&r);
     char *ja = only_file(wa, ".jsonl"), *jb = only_file(wb, ".jsonl");
@@ -424,20 +453,14 @@ static void test_kill(void **state)
     run_dir d;
     run_dir_make(&d, "ddp", "kill");
     char *cfg = config_in(&d);
-    char w[600], bound[16];
+    char w[600];
     snprintf(w, sizeof w, "%s/work", d.root);
-    snprintf(bound, sizeof bound, "%d", KILL_BOUND_S);
-    const char *argv[] = {"/usr/bin/timeout", "-s", "KILL", bound, mpiexec, "-n", "2",
-                          "--allow-run-as-root", "--oversubscribe", "--bind-to", "none", DKHOST,
-                          "--plugins", TOY_PLUGINS, "--plugins", DK_BINARY_DIR "/tests/dist/plugins",
-                          "train", cfg, "--launcher", "mpi", "--work-dir", w, "--cfg-options",
-                          "custom_hooks=[{type: FxKillRankHook, rank: 1, after_iter: 3}]",
-                          "train_cfg.max_epochs=50", NULL};
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    proc_result r = proc_run(argv);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    double t0 = now_s();
+    proc_result r = ranks_run(2, KILL_BOUND_S, "train", cfg, "--launcher", "mpi", "--work-dir", w,
+                              "--cfg-options",
+                              "custom_hooks=[{type: FxKillRankHook, rank: 1, after_iter: 3}]",
+                              "train_cfg.max_epochs=50", NULL);
+    double secs = now_s() - t0;
     printf("the job ended after %.1f s with status %d\n", secs, r.status);
     /* mpiexec itself exits 137 (128 + the signal of the dead rank); a kill by
      * timeout would show as 137 too, hence the time. */
@@ -485,22 +508,13 @@ static void test_fail_one_rank(void **state)
         snprintf(name, sizeof name, "fail%zu", k);
         run_dir_make(&d, "ddp", name);
         char *cfg = config_in(&d);
-        char w[600], bound[16], hooks[200];
+        char w[600], hooks[200];
         snprintf(w, sizeof w, "%s/work", d.root);
-        snprintf(bound, sizeof bound, "%d", KILL_BOUND_S);
         snprintf(hooks, sizeof hooks, "custom_hooks=[%s]", cases[k].hook);
-        const char *argv[] = {"/usr/bin/timeout", "-s", "KILL", bound, mpiexec, "-n", "2",
-                              "--allow-run-as-root", "--oversubscribe", "--bind-to", "none",
-                              DKHOST, "--plugins", TOY_PLUGINS, "--plugins",
-                              DK_BINARY_DIR "/tests/dist/plugins", "train", cfg, "--launcher",
-                              "mpi", "--work-dir", w, "--cfg-options", hooks,
-                              "train_cfg.max_epochs=50", NULL};
-        struct timespec t0, t1;
-        clock_gettime(CLOCK_MONOTONIC, &t0);
-        proc_result r = proc_run(argv);
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        double secs =
-            (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+        double t0 = now_s();
+        proc_result r = ranks_run(2, KILL_BOUND_S, "train", cfg, "--launcher", "mpi", "--work-dir",
+                                  w, "--cfg-options", hooks, "train_cfg.max_epochs=50", NULL);
+        double secs = now_s() - t0;
         printf("case %zu: the job ended after %.1f s with status %d\n", k, secs, r.status);
         bool status_ok = cases[k].status < 0 ? r.status != 0 : r.status == cases[k].status;
         if (!status_ok || secs >= KILL_BOUND_S - 1)
@@ -552,11 +566,8 @@ static void test_resume_world(void **state)
     snprintf(w1, sizeof w1, "%s/one", d.root);
     snprintf(w3, sizeof w3, "%s/three", d.root);
     snprintf(w3s, sizeof w3s, "%s/three-scaled", d.root);
-    const char *argv2[] = {mpiexec, "-n", "2", "--allow-run-as-root", "--oversubscribe",
-                           "--bind-to", "none", DKHOST, "--plugins", TOY_PLUGINS, "train", cfg,
-                           "--launcher", "mpi", "--work-dir", w2, "--cfg-options",
-                           "train_cfg.max_epochs=1", NULL};
-    proc_result r = proc_run(argv2);
+    proc_result r = ranks_run(2, 0, "train", cfg, "--launcher", "mpi", "--work-dir", w2,
+                              "--cfg-options", "train_cfg.max_epochs=1", NULL);
     proc_expect(&r, 0, NULL, "learning rate: as configured, not scaled (auto_scale_lr off); "
                              "global batch 32 = 2 ranks x batch 16");
     proc_result_free(&r);
@@ -577,10 +588,8 @@ static void test_resume_world(void **state)
     expect_meta(out, "samples_seen: 256");
     expect_meta(out, "world_size: 1");
 
-    const char *argv3[] = {mpiexec, "-n", "3", "--allow-run-as-root", "--oversubscribe",
-                           "--bind-to", "none", DKHOST, "--plugins", TOY_PLUGINS, "train", cfg,
-                           "--launcher", "mpi", "--work-dir", w3, "--resume-from", ck, NULL};
-    r = proc_run(argv3);
+    r = ranks_run(3, 0, "train", cfg, "--launcher", "mpi", "--work-dir", w3, "--resume-from", ck,
+                  NULL);
     proc_expect(&r, 0, NULL, "saved by 2 ranks x batch 16, resuming on 3 ranks x batch 16");
     assert_non_null(strstr(r.err, "learning rate: as configured, not scaled (auto_scale_lr off); "
                                   "global batch 48 = 3 ranks x batch 16"));
@@ -591,12 +600,8 @@ static void test_resume_world(void **state)
     expect_meta(out, "samples_seen: 256");
     expect_meta(out, "world_size: 3");
 
-    const char *argv4[] = {mpiexec, "-n", "3", "--allow-run-as-root", "--oversubscribe",
-                           "--bind-to", "none", DKHOST, "--plugins", TOY_PLUGINS, "train", cfg,
-                           "--launcher", "mpi", "--work-dir", w3s, "--resume-from", ck,
-                           "--cfg-options", "auto_scale_lr={enable: true, base_batch_size: 32}",
-                           NULL};
-    r = proc_run(argv4);
+    r = ranks_run(3, 0, "train", cfg, "--launcher", "mpi", "--work-dir", w3s, "--resume-from", ck,
+                  "--cfg-options", "auto_scale_lr={enable: true, base_batch_size: 32}", NULL);
     proc_expect(&r, 0, NULL, "learning rate: scaled by 1.5 (auto_scale_lr): global batch 48 = "
                              "3 ranks x batch 16, base_batch_size 32");
     proc_result_free(&r);
@@ -632,11 +637,8 @@ static void test_resume_world(void **state)
 static void run_two(const char *cfg, const char *work, const char *opt1, const char *opt2,
                     const char *want)
 {
-    const char *argv[] = {mpiexec, "-n", "2", "--allow-run-as-root", "--oversubscribe",
-                          "--bind-to", "none", DKHOST, "--plugins", TOY_PLUGINS, "train", cfg,
-                          "--launcher", "mpi", "--work-dir", work, "--cfg-options", opt1, opt2,
-                          NULL};
-    proc_result r = proc_run(argv);
+    proc_result r = ranks_run(2, 0, "train", cfg, "--launcher", "mpi", "--work-dir", work,
+                              "--cfg-options", opt1, opt2, NULL);
     proc_expect(&r, 0, NULL, "rank 0 of 2 (backend mpi, launcher mpi)");
     proc_expect(&r, 0, NULL, want);
     if (strstr(r.err, "[rank 1]") || strstr(r.out, "[rank 1]"))
@@ -739,7 +741,14 @@ static void test_usage(void **state)
     run_dir d;
     run_dir_make(&d, "ddp", "usage");
     char *cfg = config_in(&d);
-    proc_result r = dkhost_run("train", cfg, "--launcher", "mpx", NULL);
+    /* NCCL's id travels over MPI: no launcher, no nccl (exit 3, with where). */
+    proc_result r = dkhost_run("--plugins", TOY_PLUGINS, "train", cfg, "--cfg-options",
+                               "dist_cfg.backend=nccl", NULL);
+    proc_expect(&r, 3, NULL, "dist_cfg.backend (");
+    assert_non_null(strstr(r.err, "): nccl needs --launcher mpi or slurm (the NCCL id is "
+                                  "broadcast over MPI); a single process uses auto or mpi"));
+    proc_result_free(&r);
+    r = dkhost_run("train", cfg, "--launcher", "mpx", NULL);
     proc_expect(&r, 2, NULL, "unknown launcher 'mpx' (expected none, mpi or slurm) (did you "
                              "mean 'mpi'?)");
     proc_result_free(&r);
