@@ -130,6 +130,16 @@ static void call_hook(dk_object *obj)
     assert_int_equal(vt->before_run(dk_object_self(obj), NULL), DK_OK);
 }
 
+/* A new SweepHook is build `want` of the fixture, and its code runs. */
+static void expect_build(int want)
+{
+    int version = 0;
+    dk_object *obj = make_hook(&version);
+    assert_int_equal(version, want);
+    call_hook(obj);
+    dk_object_free(obj);
+}
+
 static void test_loaded_from_private_copy(void **state)
 {
     fixture *f = *state;
@@ -166,10 +176,7 @@ static void test_refused_while_run_active(void **state)
     /* The between-runs check does nothing during a run either. */
     assert_int_equal(dkh_plugins_refresh(f->reg, true), 0);
     dkh_registry_run_end(f->reg);
-    int version = 0;
-    dk_object *obj = make_hook(&version);
-    assert_int_equal(version, 1);
-    dk_object_free(obj);
+    expect_build(1);
     copy_over(BUILD("v1"), f->path);
 }
 
@@ -197,11 +204,7 @@ static void test_broken_build_keeps_old(void **state)
     assert_str_eq(p->version, "1.0");
     assert_str_eq(p->loaded_path, before);
     assert_non_null(dkh_registry_find(f->reg, "hook", "SweepHook"));
-    int version = 0;
-    dk_object *obj = make_hook(&version);
-    assert_int_equal(version, 1);
-    call_hook(obj);
-    dk_object_free(obj);
+    expect_build(1);
     /* The refused builds left no copy behind: only the loaded one. */
     DIR *d = opendir(dkh_private_dir());
     int files = 0;
@@ -227,11 +230,7 @@ static void test_swap_unmaps_old(void **state)
     assert_str_eq(p->version, "2.0");
     assert_str_eq(p->path, f->path);
     assert_true(strcmp(p->loaded_path, old) != 0);
-    int version = 0;
-    dk_object *obj = make_hook(&version);
-    assert_int_equal(version, 2);
-    call_hook(obj);
-    dk_object_free(obj);
+    expect_build(2);
     /* The old copy is deleted from disk in every case ... */
     struct stat st;
     assert_int_not_equal(stat(old, &st), 0);
@@ -294,11 +293,7 @@ static void test_hundred_swaps(void **state)
         dk_status s = dkh_plugin_reload(f->reg, "sweep_hook", NULL);
         if (s != DK_OK)
             fail_msg("swap %d: %s", i, dk_last_error());
-        int version = 0;
-        dk_object *obj = make_hook(&version);
-        assert_int_equal(version, want);
-        call_hook(obj);
-        dk_object_free(obj);
+        expect_build(want);
     }
 
     assert_int_equal(threads_now(), threads);
